@@ -1,0 +1,24 @@
+"""The command line: one module per command, each a thin shell over the library."""
+
+from __future__ import annotations
+
+import typer
+
+from . import cache_cmd, eval_cmd, providers_cmd, sim_cmd, validate_cmd
+
+app = typer.Typer(
+    name="evalrun",
+    help="Fast, cached, observable LLM evaluation runs, on the laptop and in CI.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("eval")(eval_cmd.eval_command)
+app.command("validate")(validate_cmd.validate_command)
+app.command("providers")(providers_cmd.providers_command)
+app.command("sim")(sim_cmd.sim_command)
+app.add_typer(cache_cmd.app, name="cache")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,72 @@
+"""``evalrun cache stats|clear|explain``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ._common import fail, user_errors
+
+app = typer.Typer(help="Inspect or clear the response cache.", no_args_is_help=True)
+
+ConfigOption = Annotated[str | None, typer.Option(help="Config file (default: ./config.toml).")]
+CacheDirOption = Annotated[str | None, typer.Option(help="Cache directory.")]
+
+
+@app.command("stats")
+def stats(config: ConfigOption = None, cache_dir: CacheDirOption = None) -> None:
+    """Entries and size of the cache."""
+    from ..cache import ResponseCache
+    from ..config import load_settings
+
+    with user_errors():
+        settings = load_settings(config, cache_dir=cache_dir)
+    cache = ResponseCache(settings.cache_dir)
+    info = cache.stats()
+    cache.close()
+    typer.echo(f"{info['directory']}: {info['entries']:,} entries, {info['bytes'] / 1e6:.1f} MB")
+
+
+@app.command("clear")
+def clear(config: ConfigOption = None, cache_dir: CacheDirOption = None) -> None:
+    """Remove every entry."""
+    from ..cache import ResponseCache
+    from ..config import load_settings
+
+    with user_errors():
+        settings = load_settings(config, cache_dir=cache_dir)
+    cache = ResponseCache(settings.cache_dir)
+    removed = cache.clear()
+    cache.close()
+    typer.echo(f"removed {removed:,} entries from {settings.cache_dir}")
+
+
+@app.command("explain")
+def explain(
+    case_id: Annotated[str, typer.Argument(help="The case id.")],
+    provider: Annotated[str | None, typer.Option(help="Provider profile.")] = None,
+    suite: Annotated[list[str] | None, typer.Option("--suite", "-s", help="Suite file (repeatable).")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model.")] = None,
+    repeat: Annotated[int | None, typer.Option(help="The run's --repeat.")] = None,
+    config: ConfigOption = None,
+    cache_dir: CacheDirOption = None,
+) -> None:
+    """Say whether a case would hit the cache now, and if not, what changed since it was cached."""
+    from ..cache import ResponseCache
+    from ..config import load_settings
+    from ..runner import cache_record_for
+    from ..suite import load_suites
+
+    with user_errors():
+        settings = load_settings(config, provider=provider, suites=tuple(suite or ()),
+                                 models=(model,) if model else (), cache_dir=cache_dir, repeat=repeat)
+        cases = {case.id: case for case in load_suites(settings.suite_paths(), settings.default_assert)}
+    if case_id not in cases:
+        raise fail([f"no case '{case_id}' in {', '.join(settings.suite_paths())}"])
+    records = cache_record_for(settings, cases[case_id])
+    cache = ResponseCache(settings.cache_dir)
+    for record in records:
+        for line in cache.explain(case_id, record):
+            typer.echo(line)
+    cache.close()

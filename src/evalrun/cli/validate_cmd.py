@@ -1,0 +1,27 @@
+"""``evalrun validate SUITE...``: check suites without calling any model."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ._common import user_errors
+
+
+def validate_command(
+    suites: Annotated[list[str], typer.Argument(help="Suite files (.jsonl, .yaml, .csv).")],
+    default_assert: Annotated[str, typer.Option(help="Assertion implied by a bare 'expected'.")] = "equals",
+) -> None:
+    """Check suites: every problem as file:line, exit 2 if any."""
+    from collections import Counter
+
+    from ..suite import load_suites
+
+    with user_errors():
+        cases = load_suites(suites, default_assert)
+    categories = Counter(case.category for case in cases)
+    assertions = Counter(a.name for case in cases for a in case.assertions)
+    typer.echo(f"ok: {len(cases)} cases in {len(categories)} categories "
+               f"({', '.join(f'{k} {v}' for k, v in sorted(categories.items()))})")
+    typer.echo(f"assertions: {', '.join(f'{k} {v}' for k, v in sorted(assertions.items()))}")

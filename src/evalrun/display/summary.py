@@ -1,0 +1,54 @@
+"""The final metrics tables, printed once a run has ended (plain text when not on a terminal)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import IO, Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ..metrics import Counts
+
+__all__ = ["print_summary"]
+
+
+def _overall(summary: Mapping[str, Any]) -> Table:
+    s = summary
+    table = Table(title="Overall", title_justify="left", show_header=False)
+    table.add_column("metric", style="bold")
+    table.add_column("value", justify="right")
+    rows = [
+        ("pass rate", f"{s['pass_rate']:.1%}"),
+        ("cases", f"{s['total']:,} ({s['passed']:,} passed, {s['failed']:,} failed, {s['errors']:,} errors, "
+                  f"{s['not_run']:,} not run)"),
+        ("wall time", f"{s['wall_seconds']:.2f} s"),
+        ("cases per second", f"{s['cases_per_second']:,.1f}"),
+        ("cache hits", f"{s['cache_hits']:,} ({s['cache_efficiency']:.1%} efficiency)"),
+        ("concurrency", f"avg {s['avg_concurrency']:.1f}, peak {s['peak_concurrency']}"),
+        ("retries", f"{s['retries']:,}"),
+        ("latency", f"p50 {s['latency_ms']['p50']:.0f} ms, p95 {s['latency_ms']['p95']:.0f} ms"),
+        ("tokens", f"{s['tokens']['prompt']:,} prompt + {s['tokens']['completion']:,} completion"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def _breakdown(title: str, rows: Mapping[str, Counts]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in (title.split()[-1], "cases", "passed", "failed", "errors", "pass rate"):
+        table.add_column(column, justify="left" if column == title.split()[-1] else "right")
+    for name, counts in sorted(rows.items()):
+        table.add_row(name, str(counts.total), str(counts.passed), str(counts.failed), str(counts.errors),
+                      f"{counts.pass_rate:.1%}")
+    return table
+
+
+def print_summary(summary: Mapping[str, Any], by_category: Mapping[str, Counts], by_model: Mapping[str, Counts],
+                  stream: IO[str] | None = None) -> None:
+    console = Console(file=stream)
+    console.print(_overall(summary))
+    console.print(_breakdown("By category", by_category))
+    if len(by_model) > 1:
+        console.print(_breakdown("By model", by_model))

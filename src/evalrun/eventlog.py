@@ -1,0 +1,44 @@
+"""The JSON-lines event log (``--events FILE``, ``--progress json``): one object per event.
+
+The format is stable: ``{"event": NAME, "ts": UNIX_SECONDS, ...fields}``; a finished task carries
+its result record exactly as in ``results.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import fields
+from typing import IO, Any
+
+from .events import Event, TaskFinished, event_name
+
+__all__ = ["JsonLinesLog", "event_record"]
+
+
+def event_record(event: Event) -> dict[str, Any]:
+    record: dict[str, Any] = {"event": event_name(event), "ts": round(time.time(), 6)}
+    if isinstance(event, TaskFinished):
+        record["result"] = event.result.to_dict()
+        return record
+    for item in fields(event):
+        if item.name != "at":
+            value = getattr(event, item.name)
+            record[item.name] = list(value) if isinstance(value, tuple) else value
+    return record
+
+
+class JsonLinesLog:
+    """An observer writing each event as one JSON line to a text stream."""
+
+    def __init__(self, stream: IO[str], flush_each: bool = False) -> None:
+        self._stream = stream
+        self._flush_each = flush_each
+
+    def __call__(self, event: Event) -> None:
+        self._stream.write(json.dumps(event_record(event), ensure_ascii=False) + "\n")
+        if self._flush_each:
+            self._stream.flush()
+
+    def close(self) -> None:
+        self._stream.flush()

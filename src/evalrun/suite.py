@@ -1,0 +1,288 @@
+"""Suites: files of cases, read and fully validated before any request is sent.
+
+Every problem is reported as ``file:line: what is wrong`` and all of them are collected, so a
+user fixes a broken suite in one pass rather than one error per run.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .assertions import Assertion, is_finite_number, parse_assertion
+
+__all__ = ["Case", "SuiteError", "load_suites"]
+
+_CASE_KEYS = (
+    "id", "category", "prompt", "messages", "system", "expected", "assert", "params",
+    "threshold", "metadata",
+)
+_ROLES = {"system", "user", "assistant", "tool", "developer"}
+_DEFAULT_CATEGORY = "default"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One validated case. ``messages`` is the full chat the model receives."""
+
+    id: str
+    category: str
+    messages: tuple[Mapping[str, Any], ...]
+    assertions: tuple[Assertion, ...]
+    expected: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    threshold: float | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+
+class SuiteError(Exception):
+    """A suite could not be loaded; ``problems`` holds one ``file:line: message`` per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class _Raw:
+    """A case as written, before validation, with where it was written."""
+
+    data: Any
+    where: str
+
+
+def _canonical(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _derived_id(data: Mapping[str, Any]) -> str:
+    content = {k: v for k, v in data.items() if k != "id"}
+    return "case-" + hashlib.sha256(_canonical(content).encode()).hexdigest()[:12]
+
+
+def _read_jsonl(path: Path, text: str, problems: list[str]) -> Iterator[_Raw]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("//"):
+            continue
+        try:
+            yield _Raw(json.loads(line), f"{path}:{number}")
+        except json.JSONDecodeError as exc:
+            problems.append(f"{path}:{number}: invalid JSON: {exc.msg} (column {exc.colno})")
+
+
+def _read_yaml(path: Path, text: str, problems: list[str]) -> Iterator[_Raw]:
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        problems.append(f"{path}:{line}: invalid YAML: {getattr(exc, 'problem', exc)}")
+        return
+    finally:
+        loader.dispose()
+    if root is None:
+        return
+    defaults: dict[str, Any] = {}
+    items = root
+    if isinstance(root, yaml.MappingNode):
+        top = {k.value: v for k, v in root.value}
+        unknown = set(top) - {"defaults", "cases"}
+        if unknown or "cases" not in top:
+            what = f"unknown key(s) {', '.join(sorted(unknown))}" if unknown else "no 'cases:'"
+            problems.append(f"{path}:{root.start_mark.line + 1}: a suite mapping needs 'cases:' "
+                            f"and optionally 'defaults:' ({what})")
+            return
+        defaults_node = top.get("defaults")
+        if defaults_node is not None:
+            defaults = loader.construct_object(defaults_node, deep=True) or {}
+            if not isinstance(defaults, dict):
+                problems.append(f"{path}:{defaults_node.start_mark.line + 1}: 'defaults' must be a mapping")
+                return
+        items = top["cases"]
+    if not isinstance(items, yaml.SequenceNode):
+        problems.append(f"{path}:{items.start_mark.line + 1}: expected a list of cases")
+        return
+    for node in items.value:
+        data = loader.construct_object(node, deep=True)
+        yield _Raw(_merge_defaults(defaults, data), f"{path}:{node.start_mark.line + 1}")
+
+
+def _merge_defaults(defaults: Mapping[str, Any], data: Any) -> Any:
+    if not defaults or not isinstance(data, dict):
+        return data
+    merged = {**defaults, **data}
+    if isinstance(defaults.get("params"), dict) and isinstance(data.get("params"), dict):
+        merged["params"] = {**defaults["params"], **data["params"]}
+    if isinstance(defaults.get("assert"), list) and isinstance(data.get("assert"), list):
+        merged["assert"] = [*data["assert"], *defaults["assert"]]
+    return merged
+
+
+def _read_csv(path: Path, text: str, problems: list[str]) -> Iterator[_Raw]:
+    reader = csv.DictReader(text.splitlines())
+    for row in reader:
+        data: dict[str, Any] = {k: v for k, v in row.items() if k and v not in (None, "")}
+        where = f"{path}:{reader.line_num}"
+        for key in ("assert", "params", "metadata", "messages"):
+            if key in data:
+                try:
+                    data[key] = json.loads(data[key])
+                except json.JSONDecodeError as exc:
+                    problems.append(f"{where}: column '{key}' is not valid JSON: {exc.msg}")
+        if "threshold" in data:
+            try:
+                data["threshold"] = float(data["threshold"])
+            except ValueError:
+                problems.append(f"{where}: column 'threshold' is not a number")
+        yield _Raw(data, where)
+
+
+_READERS = {".jsonl": _read_jsonl, ".json": _read_jsonl, ".yaml": _read_yaml, ".yml": _read_yaml,
+            ".csv": _read_csv}
+
+
+def _unknown_key_message(key: str) -> str:
+    close = difflib.get_close_matches(key, _CASE_KEYS, n=1)
+    return f"unknown field '{key}'" + (f" (did you mean '{close[0]}'?)" if close else "")
+
+
+def _validate_messages(value: Any) -> list[str]:
+    if not isinstance(value, list) or not value:
+        return ["'messages' must be a non-empty list of {role, content} objects"]
+    errors = []
+    for i, message in enumerate(value):
+        if not isinstance(message, dict) or message.get("role") not in _ROLES:
+            errors.append(f"messages[{i}] needs a 'role' among {', '.join(sorted(_ROLES))}")
+        elif not isinstance(message.get("content"), (str, list)):
+            errors.append(f"messages[{i}] needs a string 'content'")
+    return errors
+
+
+def _validate_params(value: Any) -> list[str]:
+    if not isinstance(value, dict):
+        return ["'params' must be an object"]
+    errors = []
+    for name in ("temperature", "top_p", "frequency_penalty", "presence_penalty"):
+        if name in value and not is_finite_number(value[name]):
+            errors.append(f"params.{name} must be a number, got {value[name]!r}")
+    for name in ("max_tokens", "seed", "max_completion_tokens"):
+        if name in value and (isinstance(value[name], bool) or not isinstance(value[name], int)):
+            errors.append(f"params.{name} must be an integer, got {value[name]!r}")
+    return errors
+
+
+def _field_errors(data: Mapping[str, Any]) -> list[str]:
+    errors = [_unknown_key_message(k) for k in data if k not in _CASE_KEYS]
+    has_prompt, has_messages = "prompt" in data, "messages" in data
+    if has_prompt == has_messages:
+        errors.append("a case needs exactly one of 'prompt' or 'messages'")
+    if has_prompt and (not isinstance(data["prompt"], str) or not data["prompt"].strip()):
+        errors.append("'prompt' must be a non-empty string")
+    if has_messages:
+        errors.extend(_validate_messages(data["messages"]))
+    for name in ("id", "category", "system"):
+        if name in data and (not isinstance(data[name], str) or not data[name].strip()):
+            errors.append(f"'{name}' must be a non-empty string")
+    if "expected" in data and not isinstance(data["expected"], (str, int, float)):
+        errors.append("'expected' must be a string or a number")
+    if "params" in data:
+        errors.extend(_validate_params(data["params"]))
+    threshold = data.get("threshold")
+    if threshold is not None and not (is_finite_number(threshold) and 0 <= threshold <= 1):
+        errors.append(f"'threshold' must be a number from 0 to 1, got {threshold!r}")
+    if "metadata" in data and not isinstance(data["metadata"], dict):
+        errors.append("'metadata' must be an object")
+    if "expected" not in data and not data.get("assert"):
+        errors.append("a case needs 'expected' or at least one 'assert'")
+    return errors
+
+
+def _assertions(data: Mapping[str, Any], default_assert: str) -> tuple[list[Assertion], list[str]]:
+    raw = data.get("assert")
+    if raw is None:
+        raw = [{"type": default_assert, "value": str(data["expected"])}] if "expected" in data else []
+    if not isinstance(raw, list):
+        return [], ["'assert' must be a list of assertions"]
+    parsed, errors = [], []
+    for i, item in enumerate(raw):
+        try:
+            parsed.append(parse_assertion(item))
+        except ValueError as exc:
+            errors.append(f"assert[{i}]: {exc}")
+    return parsed, errors
+
+
+def _build_case(raw: _Raw, default_assert: str) -> tuple[Case | None, list[str]]:
+    data = raw.data
+    if not isinstance(data, dict):
+        return None, [f"{raw.where}: a case must be an object, got {type(data).__name__}"]
+    errors = _field_errors(data)
+    assertions, assertion_errors = _assertions(data, default_assert) if not errors else ([], [])
+    errors += assertion_errors
+    if errors:
+        return None, [f"{raw.where}: {e}" for e in errors]
+    messages = list(data["messages"]) if "messages" in data else [{"role": "user", "content": data["prompt"]}]
+    if "system" in data:
+        messages.insert(0, {"role": "system", "content": data["system"]})
+    expected = data.get("expected")
+    case = Case(
+        id=data.get("id") or _derived_id(data),
+        category=data.get("category") or _DEFAULT_CATEGORY,
+        messages=tuple(messages),
+        assertions=tuple(assertions),
+        expected=None if expected is None else str(expected),
+        params=dict(data.get("params") or {}),
+        threshold=data.get("threshold"),
+        metadata=dict(data.get("metadata") or {}),
+        source=raw.where,
+    )
+    return case, []
+
+
+def _read(path: Path, problems: list[str]) -> Iterable[_Raw]:
+    reader = _READERS.get(path.suffix.lower())
+    if reader is None:
+        problems.append(f"{path}:1: unknown suite format '{path.suffix}' (use .jsonl, .yaml or .csv)")
+        return []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        problems.append(f"{path}:1: cannot read: {exc.strerror or exc}")
+        return []
+    except UnicodeDecodeError:
+        problems.append(f"{path}:1: not UTF-8 text")
+        return []
+    return reader(path, text, problems)
+
+
+def load_suites(paths: Iterable[str | Path], default_assert: str = "equals") -> list[Case]:
+    """Read and validate suites; raise ``SuiteError`` listing every problem in all of them."""
+    problems: list[str] = []
+    cases: list[Case] = []
+    first_seen: dict[str, str] = {}
+    for path in map(Path, paths):
+        for raw in list(_read(path, problems)):
+            case, errors = _build_case(raw, default_assert)
+            problems.extend(errors)
+            if case is None:
+                continue
+            if case.id in first_seen:
+                problems.append(f"{raw.where}: duplicate id '{case.id}' (first at {first_seen[case.id]})")
+                continue
+            first_seen[case.id] = raw.where
+            cases.append(case)
+    if not cases and not problems:
+        problems.append(f"{', '.join(map(str, paths))}:1: no cases found")
+    if problems:
+        raise SuiteError(problems)
+    return cases
