@@ -228,7 +228,8 @@ def parse_assertion(raw: Any) -> Assertion:
 def _run_one(assertion: Assertion, obs: Observation) -> Check:
     passed, score, reason = ASSERTION_TYPES[assertion.type](obs, assertion)
     if assertion.negate:
-        passed, score = not passed, 1.0 - score
+        passed = not passed  # a negation is all or nothing: "not all of" has no partial credit
+        score = 1.0 if passed else 0.0
         reason = "" if passed else f"unexpectedly passed '{assertion.type}'"
     return Check(assertion.name, passed, score, reason)
 

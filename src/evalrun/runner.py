@@ -49,6 +49,8 @@ class RunResult:
     exit_code: ExitCode
     metrics: RunMetrics
     _spool: CaseSpool = field(repr=False)
+    #: What the simulated provider served during the run (``/stats``), when the run used it.
+    sim_stats: dict[str, Any] | None = None
 
     def cases(self) -> Iterator[dict[str, Any]]:
         """Every case record, in the order they finished (streamed from disk)."""
@@ -159,20 +161,24 @@ class Runner:
         settings = self.settings
         profile = settings.profile()
         with contextlib.ExitStack() as stack:
-            base_url = profile.base_url
+            base_url, sim = profile.base_url, None
             if profile.simulated:
                 from .sim import SimConfig, SimProcess
 
-                base_url = stack.enter_context(SimProcess(SimConfig(**profile.sim))).base_url
+                sim = stack.enter_context(SimProcess(SimConfig(**profile.sim)))
+                base_url = sim.base_url
             cache = ResponseCache(settings.cache_dir, settings.cache, settings.cache_ttl)
             stack.callback(cache.close)
             client = ProviderClient(base_url, self._api_key(), concurrency=settings.concurrency,
                                     request_timeout=settings.request_timeout, retries=settings.retries,
                                     retry_base_delay=settings.retry_base_delay, trust_env=not profile.simulated)
             try:
-                return await self._run_engine(cases, client, cache, stack, handle_signals)
+                result = await self._run_engine(cases, client, cache, stack, handle_signals)
             finally:
                 await client.aclose()
+            if sim is not None:
+                result.sim_stats = await anyio.to_thread.run_sync(sim.stats)
+            return result
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _run_engine(self, cases: list[Case], client: ProviderClient, cache: ResponseCache,

@@ -73,6 +73,9 @@ def eval_command(
     else:
         print_summary(result.summary, result.metrics.by_category, result.metrics.by_model)
         _say_outcome(result.state, result.summary, int(result.exit_code), settings)
+        if result.sim_stats is not None:
+            served = result.sim_stats
+            print(f"simulated provider: {served['requests']} requests served {served['by_status']}", file=sys.stderr)
     raise typer.Exit(int(result.exit_code))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Annotated
 
 import typer
@@ -30,4 +31,4 @@ def providers_command(
         else:
             key = f"{profile.api_key_env} {'set' if os.environ.get(profile.api_key_env) else 'NOT set'}"
         table.add_row(name, profile.base_url or "loopback, started by evalrun", profile.model, key)
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 140).print(table)

@@ -37,13 +37,16 @@ class SimConfig:
     rate_malformed: float = 0.0
     retry_after_ms: float = 20.0
     seed: int = 0
+    #: When set, chat requests must carry ``authorization: Bearer <api_key>`` (else 401).
+    api_key: str = ""
 
     def update(self, changes: dict[str, Any]) -> None:
-        names = {f.name: f.type for f in fields(self)}
+        names = {f.name for f in fields(self)}
         for key, value in changes.items():
             if key not in names:
                 raise ValueError(f"unknown sim setting '{key}'")
-            setattr(self, key, int(value) if key == "seed" else float(value))
+            kind = {"seed": int, "api_key": str}.get(key, float)
+            setattr(self, key, kind(value))
 
 
 @dataclass
@@ -62,7 +65,7 @@ class _Stats:
                 "by_status": dict(self.by_status or {}), "since": self.started}
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests",
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests",
             500: "Internal Server Error"}
 
 
@@ -120,25 +123,28 @@ class _Connection(asyncio.Protocol):
             if end < 0:
                 return
             head = self._buffer[:end].decode("latin-1").split("\r\n")
-            length = 0
+            length, authorization = 0, ""
             for line in head[1:]:
                 name, _, value = line.partition(":")
-                if name.strip().lower() == "content-length":
+                name = name.strip().lower()
+                if name == "content-length":
                     length = int(value.strip() or 0)
+                elif name == "authorization":
+                    authorization = value.strip()
             if len(self._buffer) < end + 4 + length:
                 return
             body = self._buffer[end + 4 : end + 4 + length]
             self._buffer = self._buffer[end + 4 + length :]
             method, _, rest = head[0].partition(" ")
-            self._request(method, rest.partition(" ")[0], body)
+            self._request(method, rest.partition(" ")[0], body, authorization)
 
-    def _request(self, method: str, path: str, body: bytes) -> None:
+    def _request(self, method: str, path: str, body: bytes, authorization: str) -> None:
         if method == "POST" and path in CHAT_PATHS:
             self._held += 1
             stats = self._server.stats
             stats.inflight += 1
             stats.peak_inflight = max(stats.peak_inflight, stats.inflight)
-            self._server.chat(self, body)
+            self._server.chat(self, body, authorization)
         elif self._transport is not None:
             self._transport.write(_http_response(*self._server.control(method, path, body)))
 
@@ -192,8 +198,11 @@ class SimServer:
             roll -= rate
         return None
 
-    def chat(self, connection: _Connection, body: bytes) -> None:
+    def chat(self, connection: _Connection, body: bytes, authorization: str) -> None:
         self.stats.requests += 1
+        if self.config.api_key and authorization != f"Bearer {self.config.api_key}":
+            connection.respond(401, _error(401, "invalid API key", "invalid_api_key"))
+            return
         fault = self._fault()
         if fault == "timeout":
             return  # held until the client gives up and closes the connection
@@ -225,7 +234,8 @@ class SimServer:
     def control(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
         """``GET /stats``, ``POST /stats/reset``, ``POST /control`` (JSON of SimConfig fields)."""
         if method == "GET" and path == "/stats":
-            return 200, json.dumps({**self.stats.as_dict(), "config": asdict(self.config)}).encode()
+            config = {**asdict(self.config), "api_key": "***" if self.config.api_key else ""}
+            return 200, json.dumps({**self.stats.as_dict(), "config": config}).encode()
         if method == "POST" and path == "/stats/reset":
             self.stats.reset()
             return 200, json.dumps(self.stats.as_dict()).encode()
@@ -235,7 +245,7 @@ class SimServer:
             except (ValueError, TypeError) as exc:
                 return 400, _error(400, str(exc), "invalid_request_error")
             self._random.seed(self.config.seed)
-            return 200, json.dumps(asdict(self.config)).encode()
+            return 200, b'{"ok": true}'
         if method == "GET" and path in {"/v1/models", "/openai/v1/models", "/models"}:
             return 200, json.dumps({"object": "list", "data": [{"id": "sim-1", "object": "model"}]}).encode()
         return 404, _error(404, f"no route {method} {path}", "not_found")

@@ -1,0 +1,124 @@
+"""The provider client against the simulated server: real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+import pytest
+
+from evalrun.client import ProviderClient, ProviderError, RetryNotice, parse_duration, retry_delay
+from evalrun.sim import SimProcess
+
+MESSAGES = [{"role": "user", "content": "What is 2+3?"}]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("1m30s", 90.0), ("7.66s", 7.66), ("2ms", 0.002), ("1h2m3s", 3723.0), ("500us", 0.0005), ("12", 12.0),
+     ("0.5", 0.5), ("", None), ("soon", None), ("5x", None)],
+)
+def test_parse_duration_reads_groq_headers(text: str, seconds: float | None) -> None:
+    result = parse_duration(text)
+    assert result == pytest.approx(seconds) if seconds is not None else result is None
+
+
+def test_retry_delay_prefers_the_servers_word() -> None:
+    assert retry_delay({"retry-after-ms": "250", "retry-after": "9"}, 1, 1.0) == pytest.approx(0.25)
+    assert retry_delay({"retry-after": "3"}, 1, 1.0) == pytest.approx(3.0)
+    http_date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 5))
+    assert 3.5 < retry_delay({"retry-after": http_date}, 1, 1.0) <= 5.0
+    groq = {"x-ratelimit-reset-requests": "2m59.56s", "x-ratelimit-reset-tokens": "7.66s",
+            "x-ratelimit-remaining-requests": "14", "x-ratelimit-remaining-tokens": "0"}
+    assert retry_delay(groq, 1, 1.0) == pytest.approx(7.66)  # tokens are the exhausted budget
+    assert retry_delay({"x-ratelimit-reset-requests": "1m30s", "x-ratelimit-reset-tokens": "2ms"}, 1, 1.0) == \
+        pytest.approx(0.002)
+    assert retry_delay({"retry-after": "3600"}, 1, 1.0) == 60.0  # capped
+
+
+def test_backoff_without_headers_grows_exponentially_with_jitter() -> None:
+    for attempt in (1, 2, 3, 4):
+        ceiling = 0.1 * 2 ** (attempt - 1)
+        delays = [retry_delay({}, attempt, 0.1) for _ in range(50)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(set(delays)) > 1
+
+
+def _complete(sim: SimProcess, retries: int = 3, api_key: str | None = None, base_url: str | None = None,
+              request_timeout: float = 5.0) -> tuple[object, list[RetryNotice]]:
+    notices: list[RetryNotice] = []
+
+    async def go() -> object:
+        client = ProviderClient(base_url or sim.base_url, api_key, retries=retries, retry_base_delay=0.001,
+                                request_timeout=request_timeout, trust_env=False)
+        try:
+            return await client.complete("sim-1", MESSAGES, {"temperature": 0}, notices.append)
+        except ProviderError as exc:
+            return exc
+        finally:
+            await client.aclose()
+
+    return anyio.run(go), notices
+
+
+def test_a_call_reads_answer_and_usage(sim: SimProcess) -> None:
+    (response, attempts), notices = _complete(sim)  # type: ignore[misc]
+    assert response.text == "5" and attempts == 1 and notices == []
+    assert response.prompt_tokens > 0 and response.completion_tokens == 1
+    assert sim.stats()["requests"] == 1
+
+
+@pytest.mark.parametrize("fault", ["rate_429", "rate_500", "rate_malformed"])
+def test_retryable_faults_are_retried_until_the_budget_is_spent(sim: SimProcess, fault: str) -> None:
+    sim.control(**{fault: 1.0, "retry_after_ms": 1})
+    error, notices = _complete(sim, retries=2)
+    assert isinstance(error, ProviderError) and error.attempts == 3
+    assert [n.attempt for n in notices] == [1, 2]
+    assert sim.stats()["requests"] == 3
+
+
+def test_429_honours_retry_after_ms(sim: SimProcess) -> None:
+    sim.control(rate_429=1.0, retry_after_ms=30)
+    _, notices = _complete(sim, retries=1)
+    assert notices[0].status == 429 and notices[0].delay == pytest.approx(0.03)
+
+
+def test_timeouts_are_retried(sim: SimProcess) -> None:
+    sim.control(rate_timeout=1.0)
+    error, notices = _complete(sim, retries=1, request_timeout=0.2)
+    assert isinstance(error, ProviderError) and "Timeout" in str(error)
+    assert len(notices) == 1
+    assert sim.stats()["requests"] == 2
+
+
+def test_retries_zero_means_one_attempt(sim: SimProcess) -> None:
+    sim.control(rate_500=1.0)
+    error, notices = _complete(sim, retries=0)
+    assert isinstance(error, ProviderError) and error.status == 500 and error.attempts == 1
+    assert notices == [] and sim.stats()["requests"] == 1
+
+
+def test_intermittent_faults_end_in_success(sim: SimProcess) -> None:
+    sim.control(rate_500=0.5, seed=3)
+    results = [_complete(sim, retries=10)[0] for _ in range(10)]
+    assert all(r[0].text == "5" for r in results)  # type: ignore[index]
+    assert sum(r[1] for r in results) > 10  # type: ignore[index]
+
+
+def test_client_errors_are_not_retried(sim: SimProcess) -> None:
+    sim.control(api_key="sk-right")
+    error, notices = _complete(sim, retries=3, api_key="sk-wrong-key-123")
+    assert isinstance(error, ProviderError) and error.status == 401 and error.attempts == 1
+    assert "sk-wrong-key-123" not in str(error)
+    assert notices == [] and sim.stats()["requests"] == 1
+
+
+def test_not_found_is_not_retried(sim: SimProcess) -> None:
+    error, notices = _complete(sim, retries=3, base_url=sim.root_url + "/nowhere")
+    assert isinstance(error, ProviderError) and error.status == 404 and notices == []
+
+
+def test_connection_refused_is_retried_then_reported(sim: SimProcess) -> None:
+    error, notices = _complete(sim, retries=1, base_url="http://127.0.0.1:9/v1")
+    assert isinstance(error, ProviderError) and "ConnectError" in str(error)
+    assert len(notices) == 1

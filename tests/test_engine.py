@@ -1,0 +1,176 @@
+"""The engine end to end through the Python API, against the simulated provider on loopback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import arithmetic_cases, local_config, write_suite
+
+from evalrun import Runner, RunResult
+from evalrun.cache import cache_key, key_record
+from evalrun.config import load_settings
+from evalrun.events import ConcurrencyChanged, Event
+from evalrun.ratelimit import AimdController, TokenBucket
+from evalrun.sim import SimProcess
+
+
+def run(tmp_path: Path, sim: SimProcess, cases: list[dict[str, Any]] | None = None, observer: Any = None,
+        progress: Any = None, **overrides: Any) -> RunResult:
+    suite = write_suite(tmp_path / "suite.jsonl", cases if cases is not None else arithmetic_cases(20))
+    settings = load_settings(local_config(tmp_path / "config.toml", sim), env={}, provider="local",
+                             suites=(str(suite),), cache_dir=str(tmp_path / "cache"), retry_base_delay=0.005,
+                             output=str(tmp_path / "results.json"), **overrides)
+    runner = Runner(settings, env={})
+    if observer is not None:
+        runner.subscribe(observer)
+    if progress is not None:
+        runner.on_progress(progress, interval=0)
+    return runner.run_sync()
+
+
+def test_concurrency_never_exceeds_the_limit_as_the_server_sees_it(tmp_path: Path, sim: SimProcess) -> None:
+    sim.control(latency_ms=40)
+    result = run(tmp_path, sim, arithmetic_cases(60), concurrency=7)
+    stats = sim.stats()
+    assert stats["requests"] == 60
+    assert stats["peak_inflight"] == 7
+    assert result.summary["peak_concurrency"] == 7
+    assert 5 <= result.summary["avg_concurrency"] <= 7
+    assert result.summary["passed"] == 60 and result.exit_code == 0
+
+
+def test_second_run_is_served_from_cache_even_at_another_concurrency(tmp_path: Path, sim: SimProcess) -> None:
+    first = run(tmp_path, sim, concurrency=4)
+    assert first.summary["cache_hits"] == 0 and sim.stats()["requests"] == 20
+    sim.reset_stats()
+    second = run(tmp_path, sim, concurrency=9, retries=1, request_timeout=7)
+    assert second.summary["cache_hits"] == 20 and second.summary["cache_efficiency"] == 1.0
+    assert sim.stats()["requests"] == 0
+    assert [c["status"] for c in second.cases()] == ["pass"] * 20
+    assert all(c["cached"] and c["attempts"] == 0 for c in second.cases())
+
+
+def test_cache_key_changes_with_everything_that_changes_the_answer() -> None:
+    base = {"provider": "groq", "base_url": "https://x/v1", "model": "m", "category": "c",
+            "messages": [{"role": "user", "content": "hi"}], "params": {"temperature": 0}}
+    key = cache_key(key_record(**base))
+    for change in ({"model": "m2"}, {"params": {"temperature": 0.7}}, {"params": {"temperature": 0, "seed": 1}},
+                   {"messages": [{"role": "user", "content": "hi!"}]}, {"category": "d"},
+                   {"base_url": "https://y/v1"}, {"provider": "openai"}):
+        assert cache_key(key_record(**{**base, **change})) != key, change
+    assert cache_key(key_record(**base, repeat=1)) != cache_key(key_record(**base, repeat=2))
+    assert cache_key(key_record(**{**base, "params": {"temperature": 0}})) == key  # canonical, stable
+
+
+def test_no_cache_neither_reads_nor_writes_and_refresh_only_writes(tmp_path: Path, sim: SimProcess) -> None:
+    run(tmp_path, sim, cache="off")
+    run(tmp_path, sim, cache="off")
+    assert sim.stats()["requests"] == 40
+    refreshed = run(tmp_path, sim, cache="refresh")
+    assert refreshed.summary["cache_hits"] == 0 and sim.stats()["requests"] == 60
+    assert run(tmp_path, sim).summary["cache_hits"] == 20 and sim.stats()["requests"] == 60
+
+
+def test_errors_are_never_cached(tmp_path: Path, sim: SimProcess) -> None:
+    sim.control(rate_500=1.0)
+    failed = run(tmp_path, sim, retries=0, max_errors=100)
+    assert failed.summary["errors"] == 20 and failed.exit_code == 1
+    sim.control(rate_500=0.0)
+    healed = run(tmp_path, sim)
+    assert healed.summary["cache_hits"] == 0 and healed.summary["passed"] == 20
+
+
+def test_repeat_runs_each_case_k_times_with_distinct_keys(tmp_path: Path, sim: SimProcess) -> None:
+    result = run(tmp_path, sim, arithmetic_cases(5), repeat=3)
+    assert result.summary["total"] == 15 and sim.stats()["requests"] == 15
+    assert sorted(c["repeat"] for c in result.cases()) == [0] * 5 + [1] * 5 + [2] * 5
+
+
+def test_several_models_are_counted_per_model(tmp_path: Path, sim: SimProcess) -> None:
+    result = run(tmp_path, sim, arithmetic_cases(5), models=("a", "b"))
+    assert result.summary["total"] == 10
+    assert {m: c.passed for m, c in result.metrics.by_model.items()} == {"a": 5, "b": 5}
+
+
+def test_rate_limits_lower_the_concurrency_aimd(tmp_path: Path, sim: SimProcess) -> None:
+    sim.control(rate_429=0.5, retry_after_ms=5, latency_ms=5, seed=1)
+    changes: list[int] = []
+
+    def observe(event: Event) -> None:
+        if isinstance(event, ConcurrencyChanged):
+            changes.append(event.limit)
+
+    result = run(tmp_path, sim, arithmetic_cases(80), observer=observe, concurrency=16, retries=30)
+    assert result.summary["passed"] == 80
+    assert changes and min(changes) < 16 and max(changes) <= 16
+    assert result.metrics.rate_limited > 0
+
+
+def test_fault_run_ends_with_correct_scores_and_counts_retries(tmp_path: Path, sim: SimProcess) -> None:
+    sim.control(rate_429=0.2, rate_500=0.05, retry_after_ms=2, seed=7)
+    cases = arithmetic_cases(500)
+    cases[0]["expected"] = "wrong"  # one deliberate failure: scores must still be computed, not guessed
+    result = run(tmp_path, sim, cases, concurrency=50, retries=20)
+    summary = result.summary
+    assert (summary["passed"], summary["failed"], summary["errors"]) == (499, 1, 0)
+    stats = sim.stats()
+    assert summary["retries"] == stats["requests"] - 500 > 50
+    assert stats["by_status"]["429"] > stats["by_status"]["500"] > 0
+    assert result.metrics.rate_limited == stats["by_status"]["429"]
+    retried = [c for c in result.cases() if c["attempts"] > 1]
+    assert retried and all(c["status"] == "pass" for c in retried)
+
+
+def test_run_timeout_stops_cleanly_and_lists_what_did_not_run(tmp_path: Path, sim: SimProcess) -> None:
+    sim.control(latency_ms=150)
+    result = run(tmp_path, sim, arithmetic_cases(40), concurrency=5, timeout=0.4)
+    assert result.state == "timeout" and int(result.exit_code) == 124
+    summary = result.summary
+    assert 5 <= summary["passed"] <= 15
+    assert summary["passed"] + summary["not_run"] == 40
+    document = json.loads((tmp_path / "results.json").read_text())
+    statuses = [c["status"] for c in document["cases"]]
+    assert len(statuses) == 40 and statuses.count("not_run") == summary["not_run"]
+    rerun = run(tmp_path, sim, arithmetic_cases(40), concurrency=5)
+    assert rerun.summary["cache_hits"] == summary["passed"]  # finished work was kept: a resume
+
+
+def test_progress_callback_receives_the_documented_dict(tmp_path: Path, sim: SimProcess) -> None:
+    seen: list[dict[str, Any]] = []
+    run(tmp_path, sim, progress=seen.append)
+    assert {"status", "progress_percentage", "completed", "total", "message", "eta_seconds",
+            "eta_formatted"} <= set(seen[0])
+    assert seen[0]["status"] == "running" and seen[0]["completed"] == 0
+    assert seen[-1]["status"] == "completed" and seen[-1]["progress_percentage"] == 100.0
+    assert seen[-1]["completed"] == seen[-1]["total"] == 20 and seen[-1]["eta_formatted"] == "00:00:00"
+    done = [s["completed"] for s in seen]
+    assert done == sorted(done)
+
+
+def test_token_bucket_paces_to_its_rate() -> None:
+    now = [0.0]
+    bucket = TokenBucket(120, clock=lambda: now[0])  # 2 a second, burst of 2
+    assert bucket.wait_time(1) == 0
+    bucket._tokens = 0
+    assert bucket.wait_time(1) == pytest.approx(0.5)
+    now[0] = 0.5
+    assert bucket.wait_time(1) == pytest.approx(0.0)
+    now[0] = 100
+    assert bucket.wait_time(1) == 0 and bucket._tokens == bucket.capacity == 2
+
+
+def test_aimd_halves_once_per_cooldown_and_climbs_back_one_by_one() -> None:
+    now = [0.0]
+    aimd = AimdController(16, cooldown=1.0, clock=lambda: now[0])
+    assert aimd.on_rate_limited() and aimd.limit == 8
+    assert not aimd.on_rate_limited() and aimd.limit == 8  # same burst
+    now[0] = 2.0
+    assert aimd.on_rate_limited() and aimd.limit == 4
+    changes = sum(aimd.on_success() for _ in range(4 + 5 + 6))
+    assert changes == 3 and aimd.limit == 7
+    for _ in range(1000):
+        aimd.on_success()
+    assert aimd.limit == 16
