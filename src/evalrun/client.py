@@ -152,7 +152,7 @@ def _error_detail(response: httpx.Response) -> str:
 
 
 class ProviderClient:
-    """One pooled ``httpx.AsyncClient`` for one provider."""
+    """The HTTP side of one provider: ``concurrency`` keep-alive connections, retries, errors."""
 
     def __init__(
         self,
@@ -165,20 +165,41 @@ class ProviderClient:
         retry_base_delay: float = 0.5,
         trust_env: bool = True,
     ) -> None:
-        headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._secret = api_key
         self._retries = retries
         self._base_delay = retry_base_delay
-        self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/") + "/",
-            headers=headers,
-            timeout=httpx.Timeout(request_timeout, connect=min(10.0, request_timeout)),
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-            trust_env=trust_env,
-        )
+        # One single-connection client per slot instead of one pool of N: httpcore's pool scans all
+        # of its connections on every request, which at 100 connections cuts throughput by 4-6x.
+        verify = httpx.create_ssl_context()  # loaded once (~20 ms), shared by every lane
+        self._options: dict[str, Any] = {
+            "base_url": base_url.rstrip("/") + "/",
+            "headers": {"authorization": f"Bearer {api_key}"} if api_key else {},
+            "timeout": httpx.Timeout(request_timeout, connect=min(10.0, request_timeout)),
+            "trust_env": trust_env,
+            "verify": verify,
+        }
+        self._lanes = [self._new_client(1) for _ in range(concurrency)]
+        self._idle = list(self._lanes)
+        self._overflow: httpx.AsyncClient | None = None
+
+    def _new_client(self, connections: int) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        return httpx.AsyncClient(limits=limits, **self._options)
+
+    async def _post(self, payload: Mapping[str, Any]) -> httpx.Response:
+        if self._idle:
+            lane = self._idle.pop()  # last in, first out: the warmest keep-alive connection
+            try:
+                return await lane.post("chat/completions", json=payload)
+            finally:
+                self._idle.append(lane)
+        if self._overflow is None:  # more callers than slots: only outside the engine's limiter
+            self._overflow = self._new_client(len(self._lanes))
+        return await self._overflow.post("chat/completions", json=payload)
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for client in [*self._lanes, *([self._overflow] if self._overflow else [])]:
+            await client.aclose()
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._secret, "***") if self._secret else text
@@ -186,7 +207,7 @@ class ProviderClient:
     async def _attempt(self, payload: Mapping[str, Any]) -> ChatResponse:
         started = time.perf_counter()
         try:
-            response = await self._http.post("chat/completions", json=payload)
+            response = await self._post(payload)
         except _RETRYABLE_EXCEPTIONS as exc:
             raise _Retry(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from None
         latency_ms = (time.perf_counter() - started) * 1000
