@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -168,3 +170,22 @@ def test_cache_stats_explain_and_clear(tmp_path: Path, sim: SimProcess) -> None:
     stats = evalrun(tmp_path, "cache", "stats", "--cache-dir", "cache")
     assert "3 entries" in stats.stdout
     assert "removed 3 entries" in evalrun(tmp_path, "cache", "clear", "--cache-dir", "cache").stdout
+
+
+def test_ctrl_c_stops_cleanly_with_exit_130_and_results_written(tmp_path: Path, sim: SimProcess) -> None:
+    sim.control(latency_ms=300)
+    local_config(tmp_path / "config.toml", sim)
+    write_suite(tmp_path / "suite.jsonl", arithmetic_cases(30))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "evalrun", "eval", "local", "--suite", "suite.jsonl", "--cache-dir", "cache",
+         "--concurrency", "10", "--output", "r.json"],
+        cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    assert process.stderr is not None
+    assert process.stderr.readline().startswith("evalrun: 30 tasks")  # the run has started
+    time.sleep(0.45)  # one wave of 10 has finished, the second is in flight
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "run interrupted" in stderr
+    summary = json.loads((tmp_path / "r.json").read_text())["summary"]
+    assert summary["passed"] >= 10 and summary["passed"] + summary["not_run"] == 30

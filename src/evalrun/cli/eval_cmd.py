@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ._common import user_errors
+from ..exitcodes import ExitCode
+from ._common import fail, user_errors
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -66,6 +67,8 @@ def eval_command(
     display = make_display(mode)
     try:
         result = runner.subscribe(display).run_sync(handle_signals=True)
+    except KeyboardInterrupt:  # before the run could watch for it (while starting up)
+        raise fail(["interrupted before the run started"], ExitCode.INTERRUPTED) from None
     finally:
         display.close()
     if mode == "json":

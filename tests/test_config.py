@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import arithmetic_cases, write_suite
+
+from evalrun.config import ConfigError, Settings, load_settings
+from evalrun.runner import select_cases
+from evalrun.suite import load_suites
+
+
+def test_layers_defaults_file_env_flags(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[run]\nconcurrency = 3\ntimeout = 100\ncache_dir = "from-file"\n')
+    assert load_settings(config, env={}).concurrency == 3
+    env = {"EVALRUN_CONCURRENCY": "7", "EVALRUN_CACHE_DIR": "from-env"}
+    assert load_settings(config, env=env).concurrency == 7
+    settings = load_settings(config, env=env, concurrency=9)
+    assert (settings.concurrency, settings.cache_dir, settings.timeout) == (9, "from-env", 100.0)
+    assert load_settings(tmp_path / "config.toml", env={}, timeout=None).timeout == 100.0  # None: flag not given
+
+
+def test_builtin_defaults_without_any_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(env={})
+    assert settings == Settings()
+    assert settings.provider == "sim" and settings.suite_paths()[0].endswith("sample.jsonl")
+
+
+def test_legacy_environment_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    env = {"MAX_CONCURRENT_REQUESTS": "12", "ENABLE_EVALUATION_CACHE": "false", "EVALUATION_TIMEOUT": "30"}
+    settings = load_settings(env=env)
+    assert (settings.concurrency, settings.cache, settings.timeout) == (12, "off", 30.0)
+    assert load_settings(env={**env, "EVALRUN_CONCURRENCY": "2"}).concurrency == 2  # the new name wins
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("[run]\nconcurrency = 'x'\n", "invalid value 'x' for 'concurrency'"),
+     ("[run]\nbogus = 1\n", "unknown setting 'bogus'"),
+     ("[run\n", "invalid TOML"),
+     ("[providers.mine]\nmodel = 'm'\n", "needs a base_url"),
+     ("[providers.mine]\nbase_url = 'http://x'\ncolour = 1\n", "unknown setting(s): colour"),
+     ("[run]\nconcurrency = 0\n", "concurrency must be at least 1"),
+     ("[run]\nmin_pass_rate = 2\n", "min-pass-rate must be from 0 to 1")],
+)
+def test_config_errors_are_one_clear_line(tmp_path: Path, text: str, message: str) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(config, env={})
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_own_provider_profile_and_public_settings_hold_no_key(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[providers.mine]\nbase_url = "http://127.0.0.1:1/v1"\napi_key_env = "MINE_KEY"\nmodel = "m"\n')
+    settings = load_settings(config, env={"MINE_KEY": "sk-123"}, provider="mine")
+    assert settings.profile().api_key_env == "MINE_KEY"
+    assert "sk-123" not in repr(settings.public())
+
+
+def test_category_filter_and_limit_select_cases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    suite = write_suite(tmp_path / "s.jsonl", arithmetic_cases(6, "a") + [
+        {**c, "id": f"b-{c['id']}"} for c in arithmetic_cases(4, "b")])
+    cases = load_suites([suite])
+    pick = lambda **kw: [c.id for c in select_cases(cases, load_settings(env={}, **kw))]  # noqa: E731
+    assert pick(categories=("b",)) == ["b-c00000", "b-c00001", "b-c00002", "b-c00003"]
+    assert pick(filter="0000[12]$") == ["c00001", "c00002", "b-c00001", "b-c00002"]
+    assert pick(categories=("a",), limit=2) == ["c00000", "c00001"]
+    with pytest.raises(ConfigError, match="no case matches"):
+        pick(categories=("zzz",))
+    with pytest.raises(ConfigError, match="invalid regex"):
+        pick(filter="(")

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import io
+import random
+
+from evalrun.display.plain import PlainDisplay
+from evalrun.events import RunFinished, RunStarted, TaskFinished
+from evalrun.metrics import LatencyHistogram, format_eta
+from evalrun.results import CaseResult
+
+
+def test_histogram_percentiles_are_within_the_stated_error() -> None:
+    rng = random.Random(1)
+    values = [rng.lognormvariate(4, 1) for _ in range(20_000)]
+    histogram = LatencyHistogram()
+    for value in values:
+        histogram.add(value)
+    ordered = sorted(values)
+    for fraction in (0.5, 0.95, 0.99):
+        exact = ordered[int(fraction * len(ordered)) - 1]
+        assert abs(histogram.percentile(fraction) - exact) / exact <= LatencyHistogram.relative_error + 1e-3
+    assert len(histogram._buckets) < 1000  # bounded, whatever the number of values
+
+
+def test_eta_format() -> None:
+    assert format_eta(0) == "00:00:00"
+    assert format_eta(3723.4) == "01:02:03"
+    assert format_eta(None) == "--:--:--"
+
+
+def _result(i: int, status: str = "pass") -> TaskFinished:
+    return TaskFinished(CaseResult(id=f"c{i}", category="x", model="m", repeat=0, status=status, cached=True,
+                                   latency_ms=5))
+
+
+def test_plain_display_prints_at_each_quarter_and_on_a_timer_without_ansi() -> None:
+    now = [0.0]
+    stream = io.StringIO()
+    display = PlainDisplay(stream, interval=5.0, clock=lambda: now[0])
+    display(RunStarted("r", "sim", ("m",), 100, 4, {"x": 100}, at=0.0))
+    for i in range(100):
+        now[0] = i * 0.01
+        display(_result(i, "fail" if i == 3 else "pass"))
+    display(RunFinished("completed", at=1.0))
+    lines = stream.getvalue().splitlines()
+    assert [line.split("]")[0] for line in lines[1:-1]] == ["[ 25.0%", "[ 50.0%", "[ 75.0%", "[100.0%"]
+    assert "pass 99 fail 1 error 0" in lines[-2]
+    assert lines[-1] == "evalrun: completed"
+    assert "\x1b" not in stream.getvalue()
+    stream.truncate(0)
+    now[0] = 20.0  # a quiet stretch: the timer adds a line
+    display(_result(100))
+    assert stream.getvalue().count("\n") == 1
