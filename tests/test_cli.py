@@ -189,3 +189,12 @@ def test_ctrl_c_stops_cleanly_with_exit_130_and_results_written(tmp_path: Path, 
     assert "Traceback" not in stderr and "run interrupted" in stderr
     summary = json.loads((tmp_path / "r.json").read_text())["summary"]
     assert summary["passed"] >= 10 and summary["passed"] + summary["not_run"] == 30
+
+
+def test_progress_json_is_one_object_per_line_on_stdout(tmp_path: Path, sim: SimProcess) -> None:
+    done = eval_local(tmp_path, sim, arithmetic_cases(3), "--progress", "json")
+    assert done.returncode == 0
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["event"] for r in records][0] == "run_started"
+    assert records[-2]["event"] == "run_finished" and records[-1]["event"] == "summary"
+    assert records[-1]["passed"] == 3 and records[-1]["exit_code"] == 0

@@ -174,3 +174,17 @@ def test_aimd_halves_once_per_cooldown_and_climbs_back_one_by_one() -> None:
     for _ in range(1000):
         aimd.on_success()
     assert aimd.limit == 16
+
+
+def test_rpm_bucket_paces_requests(tmp_path: Path, sim: SimProcess) -> None:
+    result = run(tmp_path, sim, arithmetic_cases(40), rpm=1200, concurrency=40)  # 20 a second, burst of 20
+    assert result.summary["passed"] == 40
+    assert result.summary["wall_seconds"] >= 0.9  # 20 at once, then 20 more at 20 a second
+
+
+def test_cache_ttl_expires_entries(tmp_path: Path, sim: SimProcess) -> None:
+    import time
+
+    run(tmp_path, sim, arithmetic_cases(3), cache_ttl=0.2)
+    time.sleep(0.3)
+    assert run(tmp_path, sim, arithmetic_cases(3)).summary["cache_hits"] == 0

@@ -127,6 +127,12 @@ class ResponseCache:
             return {"entries": 0, "bytes": 0}
         return {"directory": self._store.directory, "entries": len(self._store), "bytes": self._store.volume()}
 
+    def prune(self) -> int:
+        """Drop expired entries (``--cache-ttl``) and trim the cache to its size limit."""
+        if self._store is None:
+            return 0
+        return int(self._store.expire()) + int(self._store.cull())
+
     def clear(self) -> int:
         return int(self._store.clear()) if self._store is not None else 0
 

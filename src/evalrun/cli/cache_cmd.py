@@ -1,4 +1,4 @@
-"""``evalrun cache stats|clear|explain``."""
+"""``evalrun cache stats|clear|prune|explain``."""
 
 from __future__ import annotations
 
@@ -40,6 +40,20 @@ def clear(config: ConfigOption = None, cache_dir: CacheDirOption = None) -> None
     removed = cache.clear()
     cache.close()
     typer.echo(f"removed {removed:,} entries from {settings.cache_dir}")
+
+
+@app.command("prune")
+def prune(config: ConfigOption = None, cache_dir: CacheDirOption = None) -> None:
+    """Remove expired entries and trim the cache to its size limit."""
+    from ..cache import ResponseCache
+    from ..config import load_settings
+
+    with user_errors():
+        settings = load_settings(config, cache_dir=cache_dir)
+    cache = ResponseCache(settings.cache_dir)
+    removed = cache.prune()
+    cache.close()
+    typer.echo(f"pruned {removed:,} entries from {settings.cache_dir}")
 
 
 @app.command("explain")
