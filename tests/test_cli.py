@@ -195,6 +195,6 @@ def test_progress_json_is_one_object_per_line_on_stdout(tmp_path: Path, sim: Sim
     done = eval_local(tmp_path, sim, arithmetic_cases(3), "--progress", "json")
     assert done.returncode == 0
     records = [json.loads(line) for line in done.stdout.splitlines()]
-    assert [r["event"] for r in records][0] == "run_started"
+    assert records[0]["event"] == "run_started"
     assert records[-2]["event"] == "run_finished" and records[-1]["event"] == "summary"
     assert records[-1]["passed"] == 3 and records[-1]["exit_code"] == 0
