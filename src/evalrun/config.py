@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .sim.server import SimConfig
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -194,6 +196,7 @@ def _from_file(path: Path) -> tuple[dict[str, Any], dict[str, ProviderProfile]]:
 
 
 _PROFILE_FIELDS = {f.name for f in fields(ProviderProfile)} - {"name", "sim"}
+_SIM_FIELDS = {f.name for f in fields(SimConfig)}
 
 
 def _profile(path: Path, name: str, table: Any) -> ProviderProfile:
@@ -206,6 +209,10 @@ def _profile(path: Path, name: str, table: Any) -> ProviderProfile:
         raise ConfigError(f"{path}: [providers.{name}] unknown setting(s): {', '.join(sorted(extra))}")
     extra.pop("simulated", None)
     sim = {**base.sim, **extra} if (base.simulated or table.get("simulated")) else {}
+    unknown_sim = set(sim) - _SIM_FIELDS
+    if unknown_sim:
+        raise ConfigError(f"{path}: [providers.{name}] unknown simulated-provider setting(s): "
+                          f"{', '.join(sorted(unknown_sim))} (known: {', '.join(sorted(_SIM_FIELDS))})")
     profile = replace(base, **known, sim=sim)
     if not profile.simulated and not profile.base_url:
         raise ConfigError(f"{path}: [providers.{name}] needs a base_url")

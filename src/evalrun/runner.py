@@ -133,6 +133,7 @@ class Runner:
             cases = load_suites(self.settings.suite_paths(), self.settings.default_assert)
             self._cases = select_cases(cases, self.settings)
             self._api_key()
+            _check_writable(self.settings)
         return self._cases
 
     def _api_key(self) -> str | None:
@@ -213,6 +214,21 @@ class Runner:
         write_reports(spool, run, summary, output=settings.output, junit=settings.junit,
                       summary_md=settings.summary_md, state=state, exit_code=int(code))
         return RunResult(run, summary, state, code, metrics, spool)
+
+
+def _check_writable(settings: Settings) -> None:
+    """Fail before the first request, not after the last, when a results file cannot be written."""
+    for flag, path in (("--output", settings.output), ("--junit", settings.junit),
+                       ("--summary-md", settings.summary_md), ("--events", settings.events)):
+        if not path:
+            continue
+        folder = os.path.dirname(os.path.abspath(path))
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"{flag} {path}: cannot create {folder}: {exc.strerror}") from None
+        if not os.access(folder, os.W_OK):
+            raise ConfigError(f"{flag} {path}: {folder} is not writable")
 
 
 def _spooler(spool: CaseSpool) -> Observer:

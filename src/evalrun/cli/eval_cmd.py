@@ -69,6 +69,8 @@ def eval_command(
         result = runner.subscribe(display).run_sync(handle_signals=True)
     except KeyboardInterrupt:  # before the run could watch for it (while starting up)
         raise fail(["interrupted before the run started"], ExitCode.INTERRUPTED) from None
+    except OSError as exc:  # an unwritable results path or cache directory
+        raise fail([f"{exc.filename or 'file'}: {exc.strerror or exc}"]) from None
     finally:
         display.close()
     if mode == "json":

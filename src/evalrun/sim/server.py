@@ -15,7 +15,7 @@ import math
 import random
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from .answers import answer
@@ -54,15 +54,16 @@ class _Stats:
     requests: int = 0
     inflight: int = 0
     peak_inflight: int = 0
-    by_status: Counter[str] | None = None
-    started: float = 0.0
+    by_status: Counter[str] = field(default_factory=Counter)
+    started: float = field(default_factory=time.time)
 
     def reset(self) -> None:
+        """Start counting afresh; requests still in flight stay counted as in flight."""
         self.requests, self.peak_inflight, self.by_status, self.started = 0, self.inflight, Counter(), time.time()
 
     def as_dict(self) -> dict[str, Any]:
         return {"requests": self.requests, "inflight": self.inflight, "peak_inflight": self.peak_inflight,
-                "by_status": dict(self.by_status or {}), "since": self.started}
+                "by_status": dict(self.by_status), "since": self.started}
 
 
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests",
@@ -155,7 +156,6 @@ class _Connection(asyncio.Protocol):
         self._held -= 1
         stats = self._server.stats
         stats.inflight -= 1
-        assert stats.by_status is not None
         stats.by_status[str(status)] += 1
         self._transport.write(_http_response(status, body, headers))
 
@@ -166,7 +166,6 @@ class SimServer:
     def __init__(self, config: SimConfig | None = None) -> None:
         self.config = config or SimConfig()
         self.stats = _Stats()
-        self.stats.reset()
         self._random = random.Random(self.config.seed)
         self._server: asyncio.AbstractServer | None = None
         self.port = 0
