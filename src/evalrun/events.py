@@ -35,9 +35,7 @@ class RunStarted:
 
 
 @dataclass(frozen=True)
-class TaskStarted:
-    """A cache miss took a slot and is about to call the provider."""
-
+class _TaskEvent:
     case_id: str
     category: str
     model: str
@@ -46,12 +44,13 @@ class TaskStarted:
 
 
 @dataclass(frozen=True)
-class CacheHit:
-    case_id: str
-    category: str
-    model: str
-    repeat: int
-    at: float = field(default_factory=_now)
+class TaskStarted(_TaskEvent):
+    """A cache miss took a slot and is about to call the provider."""
+
+
+@dataclass(frozen=True)
+class CacheHit(_TaskEvent):
+    """A task answered from the cache, without a slot or a call."""
 
 
 @dataclass(frozen=True)

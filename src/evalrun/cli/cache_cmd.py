@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ._common import fail, user_errors
+
+if TYPE_CHECKING:
+    from ..cache import ResponseCache
 
 app = typer.Typer(help="Inspect or clear the response cache.", no_args_is_help=True)
 
@@ -14,46 +19,40 @@ ConfigOption = Annotated[str | None, typer.Option(help="Config file (default: ./
 CacheDirOption = Annotated[str | None, typer.Option(help="Cache directory.")]
 
 
-@app.command("stats")
-def stats(config: ConfigOption = None, cache_dir: CacheDirOption = None) -> None:
-    """Entries and size of the cache."""
+@contextmanager
+def _open_cache(config: str | None, cache_dir: str | None) -> Iterator[tuple[ResponseCache, str]]:
     from ..cache import ResponseCache
     from ..config import load_settings
 
     with user_errors():
         settings = load_settings(config, cache_dir=cache_dir)
     cache = ResponseCache(settings.cache_dir)
-    info = cache.stats()
-    cache.close()
-    typer.echo(f"{info['directory']}: {info['entries']:,} entries, {info['bytes'] / 1e6:.1f} MB")
+    try:
+        yield cache, settings.cache_dir
+    finally:
+        cache.close()
+
+
+@app.command("stats")
+def stats(config: ConfigOption = None, cache_dir: CacheDirOption = None) -> None:
+    """Entries and size of the cache."""
+    with _open_cache(config, cache_dir) as (cache, directory):
+        info = cache.stats()
+    typer.echo(f"{directory}: {info['entries']:,} entries, {info['bytes'] / 1e6:.1f} MB")
 
 
 @app.command("clear")
 def clear(config: ConfigOption = None, cache_dir: CacheDirOption = None) -> None:
     """Remove every entry."""
-    from ..cache import ResponseCache
-    from ..config import load_settings
-
-    with user_errors():
-        settings = load_settings(config, cache_dir=cache_dir)
-    cache = ResponseCache(settings.cache_dir)
-    removed = cache.clear()
-    cache.close()
-    typer.echo(f"removed {removed:,} entries from {settings.cache_dir}")
+    with _open_cache(config, cache_dir) as (cache, directory):
+        typer.echo(f"removed {cache.clear():,} entries from {directory}")
 
 
 @app.command("prune")
 def prune(config: ConfigOption = None, cache_dir: CacheDirOption = None) -> None:
     """Remove expired entries and trim the cache to its size limit."""
-    from ..cache import ResponseCache
-    from ..config import load_settings
-
-    with user_errors():
-        settings = load_settings(config, cache_dir=cache_dir)
-    cache = ResponseCache(settings.cache_dir)
-    removed = cache.prune()
-    cache.close()
-    typer.echo(f"pruned {removed:,} entries from {settings.cache_dir}")
+    with _open_cache(config, cache_dir) as (cache, directory):
+        typer.echo(f"pruned {cache.prune():,} entries from {directory}")
 
 
 @app.command("explain")
