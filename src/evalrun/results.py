@@ -105,7 +105,7 @@ class CaseSpool:
         self._file.close()
 
 
-def _atomic_write(path: str | Path, write: Any) -> None:
+def atomic_write(path: str | Path, write: Any) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(target.name + ".tmp")
@@ -200,8 +200,8 @@ def write_reports(
 ) -> None:
     """Write every requested report from the spooled cases."""
     if output:
-        _atomic_write(output, lambda h: _write_json(h, run, summary, spool))
+        atomic_write(output, lambda h: _write_json(h, run, summary, spool))
     if junit:
-        _atomic_write(junit, lambda h: _write_junit(h, summary, spool))
+        atomic_write(junit, lambda h: _write_junit(h, summary, spool))
     if summary_md:
-        _atomic_write(summary_md, lambda h: _write_markdown(h, run, summary, spool, state, exit_code))
+        atomic_write(summary_md, lambda h: _write_markdown(h, run, summary, spool, state, exit_code))

@@ -6,12 +6,17 @@ engine and the runner never import them. ``make_display`` picks one for a ``--pr
 
 from __future__ import annotations
 
+import json
 import sys
-from typing import IO, Protocol
+from collections.abc import Mapping
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from ..events import Event
 
-__all__ = ["Display", "make_display", "resolve_mode"]
+if TYPE_CHECKING:
+    from ..testrun.progress import TestProgress
+
+__all__ = ["Display", "TestDisplay", "make_display", "make_test_display", "resolve_mode"]
 
 
 class Display(Protocol):
@@ -52,3 +57,46 @@ def make_display(mode: str, stream: IO[str] | None = None) -> Display:
 
         return JsonLinesLog(sys.stdout, flush_each=True)
     return _Silent()
+
+
+def make_test_display(mode: str, stream: IO[str] | None = None) -> TestDisplay:
+    """The display of an ``evalrun test`` run for a ``--progress`` mode."""
+    stream = stream or sys.stderr
+    mode = resolve_mode(mode, stream)
+    if mode == "rich":
+        from .test_live import RichTestDisplay
+
+        return RichTestDisplay(stream)
+    if mode == "plain":
+        from .test_plain import PlainTestDisplay
+
+        return PlainTestDisplay(stream)
+    if mode == "json":
+        return _JsonTestLines(sys.stdout)
+    return _SilentTest()
+
+
+class TestDisplay(Protocol):
+    def __call__(self, progress: TestProgress, event: Mapping[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _SilentTest:
+    def __call__(self, progress: TestProgress, event: Mapping[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _JsonTestLines:
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+
+    def __call__(self, progress: TestProgress, event: Mapping[str, Any]) -> None:
+        self._stream.write(json.dumps(dict(event)) + "\n")
+        self._stream.flush()
+
+    def close(self) -> None:
+        pass

@@ -15,12 +15,11 @@ from rich.table import Table
 from rich.text import Text
 
 from ..events import Event, RunFinished, RunStarted
-from ..metrics import RunMetrics, format_eta
+from ..metrics import RunMetrics
+from .look import header, progress_row
 
 __all__ = ["RichDisplay"]
 
-_STATE_STYLE = {"starting": "cyan", "running": "green", "backing off": "yellow", "completed": "bold green",
-                "timeout": "bold red", "interrupted": "bold red", "error": "bold red"}
 _MAX_CATEGORY_ROWS = 12
 
 
@@ -49,25 +48,15 @@ class RichDisplay:
     def _render(self) -> RenderableType:
         m = self.metrics
         overall = m.overall
-        state = m.display_state
-        header = Text.assemble(("evalrun ", "bold"), f"{m.provider} · {', '.join(m.models)} · ",
-                               (state, _STATE_STYLE.get(state, "")))
-        bar = Table.grid(padding=(0, 1))
-        bar.add_row(
-            ProgressBar(total=max(overall.total, 1), completed=overall.done, width=40),
-            Text(f"{m.percentage:5.1f}%", style="bold"),
-            f"{overall.done}/{overall.total}",
-            f"{m.rate:,.1f} cases/s",
-            f"elapsed {format_eta(m.elapsed)}",
-            f"ETA {format_eta(m.eta_seconds)}",
-        )
+        title = header("evalrun", f"{m.provider} · {', '.join(m.models)}", m.display_state)
+        bar = progress_row(m.percentage, overall.done, overall.total, m.rate, "cases", m.elapsed, m.eta_seconds)
         counters = Text.assemble(
             (f"✓ {overall.passed} passed", "green"), "  ", (f"✗ {overall.failed} failed", "red"), "  ",
             (f"! {overall.errors} errors", "magenta"), "  ",
             f"cache hits {m.cache_hits}  retries {m.retries} (429s {m.rate_limited})  "
             f"in flight {m.inflight}/{m.limit}  tokens {m.prompt_tokens:,}+{m.completion_tokens:,}",
         )
-        return Group(header, bar, counters, self._categories())
+        return Group(title, bar, counters, self._categories())
 
     def _categories(self) -> Table:
         table = Table(box=None, padding=(0, 2), show_header=True, header_style="dim")

@@ -9,16 +9,22 @@ from typing import IO
 from ..events import Event, RunFinished, RunStarted, TaskFinished
 from ..metrics import RunMetrics, format_eta
 
-__all__ = ["PlainDisplay", "progress_line"]
+__all__ = ["PlainDisplay", "plain_progress", "progress_line"]
+
+
+def plain_progress(percentage: float, done: int, total: int, unit: str, rate: float, elapsed: float,
+                   eta: float | None, state: str) -> str:
+    """The head of every plain progress line, eval or test (no rich: CI start-up stays light)."""
+    return (f"[{percentage:5.1f}%] {done}/{total} {unit} | {rate:.1f}/s | elapsed {format_eta(elapsed)}"
+            f" | ETA {format_eta(eta)} | {state}")
 
 
 def progress_line(metrics: RunMetrics) -> str:
     overall = metrics.overall
     return (
-        f"[{metrics.percentage:5.1f}%] {overall.done}/{overall.total} cases"
-        f" | {metrics.rate:.1f}/s | elapsed {format_eta(metrics.elapsed)} | ETA {format_eta(metrics.eta_seconds)}"
-        f" | {metrics.display_state}"
-        f" | pass {overall.passed} fail {overall.failed} error {overall.errors}"
+        plain_progress(metrics.percentage, overall.done, overall.total, "cases", metrics.rate, metrics.elapsed,
+                       metrics.eta_seconds, metrics.display_state)
+        + f" | pass {overall.passed} fail {overall.failed} error {overall.errors}"
         f" | cache hits {metrics.cache_hits} | retries {metrics.retries} (429: {metrics.rate_limited})"
         f" | in flight {metrics.inflight}/{metrics.limit}"
     )

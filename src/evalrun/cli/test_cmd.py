@@ -1,0 +1,47 @@
+"""``evalrun test [PYTEST_ARGS...]``: the project's pytest suite with live progress and a timeout."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from ._common import user_errors
+
+CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def test_command(
+    ctx: typer.Context,
+    timeout: Annotated[float | None, typer.Option(help="Seconds for the whole run: SIGINT, then SIGTERM/SIGKILL (exit 124).")] = None,
+    grace: Annotated[float | None, typer.Option(help="Seconds between SIGINT and SIGTERM when stopping.")] = None,
+    parallel: Annotated[str | None, typer.Option(help="N or auto: run with pytest-xdist (-n).")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="Write results JSON here.")] = None,
+    junit: Annotated[str | None, typer.Option(help="Write JUnit XML here.")] = None,
+    events: Annotated[str | None, typer.Option(help="Write every event as JSON lines here.")] = None,
+    cache: Annotated[bool | None, typer.Option("--cache/--no-cache", help="Replay the last result when nothing changed.")] = None,
+    progress: Annotated[str, typer.Option(help="auto | rich | plain | json | none")] = "auto",
+    python: Annotated[str | None, typer.Option(help="Interpreter of the project under test.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show pytest's own output live.")] = False,
+) -> None:
+    """Run pytest with live progress, stage timings, a global timeout and CI results.
+    Arguments after -- (or unknown to evalrun) go to pytest. Exit: pytest's own code, 124 timeout,
+    125 pytest died, 130 interrupted, 2 bad usage."""
+    from ..display import make_test_display, resolve_mode
+    from ..display.test_plain import print_test_summary
+    from ..testrun.runner import TestRunner, load_test_settings
+
+    with user_errors():
+        settings = load_test_settings(pytest_args=tuple(ctx.args), timeout=timeout, grace=grace, parallel=parallel,
+                                 output=output, junit=junit, events=events, cache=cache, python=python,
+                                 verbose=verbose or None)
+        mode = resolve_mode(progress, sys.stderr)
+        display = make_test_display("plain" if verbose and mode == "rich" else mode)
+        try:
+            result = TestRunner(settings).subscribe(display).run(handle_signals=True)
+        finally:
+            display.close()
+    if mode != "json":
+        print_test_summary(result.progress, result.exit_code, str(result.log_path or ""), sys.stdout)
+    raise typer.Exit(result.exit_code)

@@ -1,0 +1,63 @@
+"""The rich live display of ``evalrun test``: the eval display's look, with the test running now
+and a panel of failures so far."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import IO, Any
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.panel import Panel
+from rich.text import Text
+
+from ..testrun.progress import TestProgress
+from .look import header, progress_row
+
+__all__ = ["RichTestDisplay"]
+
+_PANEL_ROWS = 6
+
+
+class RichTestDisplay:
+    def __init__(self, stream: IO[str], refresh_per_second: float = 4) -> None:
+        self._progress: TestProgress | None = None
+        self._live = Live(console=Console(file=stream), get_renderable=self._render, auto_refresh=True,
+                          refresh_per_second=refresh_per_second, redirect_stdout=False, redirect_stderr=False)
+        self._started = False
+
+    def __call__(self, progress: TestProgress, event: Mapping[str, Any]) -> None:
+        self._progress = progress
+        if event.get("event") == "launched" and not self._started:
+            self._started = True
+            self._live.start()
+        elif event.get("event") == "run_finished":
+            self.close()
+
+    def close(self) -> None:
+        if self._started:
+            self._started = False
+            self._live.stop()
+
+    def _render(self) -> RenderableType:
+        p = self._progress
+        if p is None:
+            return Text("")
+        counts = Text.assemble(
+            (f"✓ {p.counts['passed']} passed", "green"), "  ", (f"✗ {p.counts['failed']} failed", "red"), "  ",
+            (f"! {p.counts['error']} errors", "magenta"), "  ",
+            f"{p.counts['skipped']} skipped  {p.counts['xfailed']} xfailed  {p.counts['xpassed']} xpassed  "
+            f"in flight {len(p.in_flight)}",
+        )
+        parts: list[RenderableType] = [
+            header("evalrun test", "pytest", p.state),
+            progress_row(p.percentage, p.done, p.total, p.rate, "tests", p.elapsed, p.eta_seconds),
+            counts,
+            Text(f"now: {p.current}" if p.current else "", style="dim"),
+        ]
+        failures = p.failures
+        if failures:
+            lines = [f"{r.outcome.upper()} {r.id}" + (f" — {r.message.splitlines()[0][:120]}" if r.message else "")
+                     for r in failures[-_PANEL_ROWS:]]
+            parts.append(Panel("\n".join(lines), title=f"failures so far: {len(failures)}", border_style="red"))
+        return Group(*parts)
