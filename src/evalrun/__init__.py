@@ -18,11 +18,13 @@ _EXPORTS = {
     "CaseResult": "results", "RunMetrics": "metrics", "ExitCode": "exitcodes",
     "ProviderClient": "client", "ProviderError": "client", "ResponseCache": "cache",
     "SimProcess": "sim", "SimConfig": "sim",
+    "TestRunner": "testrun.runner", "TestSettings": "testrun.runner", "TestResult": "testrun.runner",
+    "load_test_settings": "testrun.runner",
 }
 __all__ = [
     "Case", "CaseResult", "ConfigError", "ExitCode", "ProviderClient", "ProviderError", "ResponseCache",
-    "RunMetrics", "RunResult", "Runner", "Settings", "SimConfig", "SimProcess", "SuiteError", "__version__",
-    "load_settings", "load_suites",
+    "RunMetrics", "RunResult", "Runner", "Settings", "SimConfig", "SimProcess", "SuiteError", "TestResult",
+    "TestRunner", "TestSettings", "__version__", "load_settings", "load_suites", "load_test_settings",
 ]
 
 if TYPE_CHECKING:
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from .runner import Runner, RunResult
     from .sim import SimConfig, SimProcess
     from .suite import Case, SuiteError, load_suites
+    from .testrun.runner import TestResult, TestRunner, TestSettings, load_test_settings
 
 
 def __getattr__(name: str) -> Any:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
 from .sim.server import SimConfig
 
 if sys.version_info >= (3, 11):
@@ -25,10 +26,6 @@ __all__ = ["ConfigError", "ProviderProfile", "Settings", "load_settings"]
 
 CONFIG_FILE = "config.toml"
 BUNDLED_SUITE = str(Path(__file__).parent / "data" / "sample.jsonl")
-
-
-class ConfigError(Exception):
-    """A setting is wrong; the message is one line naming where it came from."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from .assertions import Assertion, is_finite_number, parse_assertion
+from .errors import SuiteError
 
 __all__ = ["Case", "SuiteError", "load_suites"]
 
@@ -42,14 +43,6 @@ class Case:
     threshold: float | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     source: str = ""
-
-
-class SuiteError(Exception):
-    """A suite could not be loaded; ``problems`` holds one ``file:line: message`` per problem."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 @dataclass

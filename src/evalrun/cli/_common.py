@@ -20,8 +20,7 @@ def fail(lines: list[str], code: ExitCode = ExitCode.USAGE) -> typer.Exit:
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Settings and suite errors become clean lines and exit 2, never a traceback."""
-    from ..config import ConfigError
-    from ..suite import SuiteError
+    from ..errors import ConfigError, SuiteError
 
     try:
         yield

@@ -53,6 +53,7 @@ class TestProgress:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
     records: dict[str, TestRecord] = field(default_factory=dict)
     running: dict[str, float] = field(default_factory=dict)
+    failures: list[TestRecord] = field(default_factory=list)  # failed or error, in the order they came
     started: set[str] = field(default_factory=set)
     exit_status: int | None = None
     launched_at: float = 0.0
@@ -94,6 +95,7 @@ class TestProgress:
                 self.counts[known.outcome] -= 1
                 self.counts[outcome] += 1
                 known.outcome, known.message = outcome, report["message"]
+                self.failures.append(known)
             return
         self.running.pop(test_id, None)
         self._finish(TestRecord(test_id, outcome, report["duration"], report["message"]), at)
@@ -101,6 +103,8 @@ class TestProgress:
     def _finish(self, record: TestRecord, at: float) -> None:
         self.records[record.id] = record
         self.counts[record.outcome] += 1
+        if record.outcome in ("failed", "error"):
+            self.failures.append(record)
         self.last_report_at = at
 
     # -- the end ------------------------------------------------------------------------------
@@ -135,10 +139,6 @@ class TestProgress:
     @property
     def done(self) -> int:
         return len(self.records)
-
-    @property
-    def failures(self) -> list[TestRecord]:
-        return [r for r in self.records.values() if r.outcome in ("failed", "error")]
 
     @property
     def elapsed(self) -> float:

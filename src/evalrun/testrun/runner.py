@@ -23,7 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from ..config import ConfigError
+from ..errors import ConfigError
 from ..exitcodes import ExitCode
 from . import cache as test_cache
 from .progress import TestProgress
@@ -287,7 +287,10 @@ class TestRunner:
                 if deadline is not None and time.monotonic() >= deadline and stopper.reason is None:
                     stopper.stop("timeout")
                 stopper.tick()
-                time.sleep(_POLL_SECONDS)
+                try:  # sleeps like time.sleep, but wakes as soon as pytest exits
+                    process.wait(_POLL_SECONDS)
+                except subprocess.TimeoutExpired:
+                    pass
 
     def _conclude(self, progress: TestProgress, stopper: _Stopper, returncode: int) -> int:
         if stopper.reason == "timeout":
