@@ -21,7 +21,8 @@ from pathlib import Path
 def _project(root: Path, tests: int) -> None:
     per_file = 100
     for start in range(0, tests, per_file):
-        body = "".join(f"def test_{i}():\n    assert {i} + 1 == {i + 1}\n\n" for i in range(start, min(tests, start + per_file)))
+        numbers = range(start, min(tests, start + per_file))
+        body = "".join(f"def test_{i}():\n    assert {i} + 1 == {i + 1}\n\n" for i in numbers)
         (root / f"test_m{start // per_file:03d}.py").write_text(body)
 
 
