@@ -228,3 +228,24 @@ def test_plugin_restores_an_ignored_sigint(tmp_path: Path) -> None:
     assert process.wait(timeout=10) == 2
     last = json.loads(events.read_text().splitlines()[-1])
     assert last == {"event": "session_finished", "t": last["t"], "exit_status": 2}
+
+
+def test_ctrl_c_interrupts_cleanly_with_exit_130_and_events(tmp_path: Path) -> None:
+    root = project(tmp_path, **{"test_hang.py": "import time\n\ndef test_ok():\n    pass\n\n"
+                                                "def test_hangs():\n    time.sleep(600)\n"})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "evalrun", "test", "--output", "r.json", "--events", "events.jsonl"], cwd=root,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    assert process.stderr is not None
+    for line in process.stderr:
+        if "tests collected" in line:
+            break
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    stdout, _ = process.communicate(timeout=20)
+    assert process.returncode == 130
+    document = results(root)
+    assert document["state"] == "interrupted" and document["in_flight"] == ["test_hang.py::test_hangs"]
+    kinds = [json.loads(line)["event"] for line in (root / "events.jsonl").read_text().splitlines()]
+    assert kinds[0] == "launched" and kinds[-1] == "run_finished"
+    assert {"session_start", "collection_finished", "test_started", "test_report", "session_finished"} <= set(kinds)
