@@ -242,7 +242,7 @@ def test_ctrl_c_interrupts_cleanly_with_exit_130_and_events(tmp_path: Path) -> N
             break
     time.sleep(0.5)
     process.send_signal(signal.SIGINT)
-    stdout, _ = process.communicate(timeout=20)
+    process.communicate(timeout=20)
     assert process.returncode == 130
     document = results(root)
     assert document["state"] == "interrupted" and document["in_flight"] == ["test_hang.py::test_hangs"]

