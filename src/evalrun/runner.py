@@ -32,7 +32,7 @@ from .events import Event, Observer, RunFinished, RunStarted, TaskFinished
 from .exitcodes import ExitCode, for_run
 from .metrics import RunMetrics
 from .results import CaseSpool, build_summary, write_reports
-from .suite import Case, load_suites
+from .suite import Case, SuitePlan, plan_suites
 
 __all__ = ["RunResult", "Runner"]
 
@@ -60,22 +60,20 @@ class RunResult:
         self._spool.close()
 
 
-def select_cases(cases: list[Case], settings: Settings) -> list[Case]:
-    """Apply ``--category``, ``--filter`` (a regex on the id) and ``--limit``."""
-    if settings.categories:
-        wanted = set(settings.categories)
-        cases = [c for c in cases if c.category in wanted]
-    if settings.filter:
-        try:
-            pattern = re.compile(settings.filter)
-        except re.error as exc:
-            raise ConfigError(f"--filter: invalid regex {settings.filter!r}: {exc}") from None
-        cases = [c for c in cases if pattern.search(c.id)]
-    if settings.limit is not None:
-        cases = cases[: settings.limit]
-    if not cases:
-        raise ConfigError("no case matches the --category/--filter/--limit given")
-    return cases
+def case_selector(settings: Settings) -> Callable[[Case], bool] | None:
+    """``--category`` and ``--filter`` (a regex on the id) as one predicate; None selects all."""
+    categories = set(settings.categories)
+    try:
+        pattern = re.compile(settings.filter) if settings.filter else None
+    except re.error as exc:
+        raise ConfigError(f"--filter: invalid regex {settings.filter!r}: {exc}") from None
+    if not categories and pattern is None:
+        return None
+
+    def selected(case: Case) -> bool:
+        return (not categories or case.category in categories) and (pattern is None or bool(pattern.search(case.id)))
+
+    return selected
 
 
 def engine_options(settings: Settings) -> EngineOptions:
@@ -115,7 +113,7 @@ class Runner:
         self._env = os.environ if env is None else env
         self._observers: list[Observer] = []
         self._progress: list[tuple[Callable[[dict[str, Any]], Any], float]] = []
-        self._cases: list[Case] | None = None
+        self._plan: SuitePlan | None = None
 
     def subscribe(self, observer: Observer) -> Runner:
         """Receive every event of the run (displays, custom logs, metrics exporters)."""
@@ -127,14 +125,18 @@ class Runner:
         self._progress.append((callback, interval))
         return self
 
-    def prepare(self) -> list[Case]:
-        """Everything that can fail before a request: suites, selection, API key. Idempotent."""
-        if self._cases is None:
-            cases = load_suites(self.settings.suite_paths(), self.settings.default_assert)
-            self._cases = select_cases(cases, self.settings)
+    def prepare(self) -> SuitePlan:
+        """Everything that can fail before a request: suites, selection, API key, paths. Idempotent."""
+        if self._plan is None:
+            settings = self.settings
+            plan = plan_suites(settings.suite_paths(), settings.default_assert, case_selector(settings),
+                               settings.limit)
+            if not plan.total:
+                raise ConfigError("no case matches the --category/--filter/--limit given")
             self._api_key()
-            _check_writable(self.settings)
-        return self._cases
+            _check_writable(settings)
+            self._plan = plan
+        return self._plan
 
     def _api_key(self) -> str | None:
         profile = self.settings.profile()
@@ -146,9 +148,9 @@ class Runner:
                               f"(export {profile.api_key_env}=...)")
         return key
 
-    def _tasks(self, cases: list[Case]) -> Iterator[Task]:
+    def _tasks(self, plan: SuitePlan) -> Iterator[Task]:
         models, repeat = self.settings.model_names(), self.settings.repeat
-        for case in cases:
+        for case in plan.cases():
             for model in models:
                 for index in range(repeat):
                     yield Task(case, model, index)
@@ -158,7 +160,7 @@ class Runner:
 
     async def run(self, handle_signals: bool = False) -> RunResult:
         """Run to the end (or the timeout, or Ctrl-C with ``handle_signals``) and write the reports."""
-        cases = self.prepare()
+        plan = self.prepare()
         settings = self.settings
         profile = settings.profile()
         with contextlib.ExitStack() as stack:
@@ -174,7 +176,7 @@ class Runner:
                                     request_timeout=settings.request_timeout, retries=settings.retries,
                                     retry_base_delay=settings.retry_base_delay, trust_env=not profile.simulated)
             try:
-                result = await self._run_engine(cases, client, cache, stack, handle_signals)
+                result = await self._run_engine(plan, client, cache, stack, handle_signals)
             finally:
                 await client.aclose()
             if sim is not None:
@@ -182,7 +184,7 @@ class Runner:
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _run_engine(self, cases: list[Case], client: ProviderClient, cache: ResponseCache,
+    async def _run_engine(self, plan: SuitePlan, client: ProviderClient, cache: ResponseCache,
                           stack: contextlib.ExitStack, handle_signals: bool) -> RunResult:
         settings = self.settings
         metrics, spool = RunMetrics(), CaseSpool()
@@ -200,13 +202,11 @@ class Runner:
         engine = Engine(client, cache, engine_options(settings), emit)
         run_id = uuid.uuid4().hex[:12]
         started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        categories: dict[str, int] = {}
         per_case = len(settings.model_names()) * settings.repeat
-        for case in cases:
-            categories[case.category] = categories.get(case.category, 0) + per_case
-        emit(RunStarted(run_id, settings.provider, settings.model_names(), len(cases) * per_case,
+        categories = {name: count * per_case for name, count in plan.categories.items()}
+        emit(RunStarted(run_id, settings.provider, settings.model_names(), plan.total * per_case,
                         settings.concurrency, categories))
-        state = await _run_watching_signals(engine, self._tasks(cases), handle_signals)
+        state = await _run_watching_signals(engine, self._tasks(plan), handle_signals)
         summary = build_summary(metrics)
         run = {"id": run_id, "provider": settings.provider, "models": list(settings.model_names()),
                "suites": list(settings.suite_paths()), "started_at": started_at, "settings": settings.public()}

@@ -9,18 +9,20 @@ from __future__ import annotations
 import csv
 import difflib
 import hashlib
+import itertools
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
 from .assertions import Assertion, is_finite_number, parse_assertion
 from .errors import SuiteError
 
-__all__ = ["Case", "SuiteError", "load_suites"]
+__all__ = ["Case", "SuiteError", "SuitePlan", "load_suites", "plan_suites"]
 
 _CASE_KEYS = (
     "id", "category", "prompt", "messages", "system", "expected", "assert", "params",
@@ -62,8 +64,8 @@ def _derived_id(data: Mapping[str, Any]) -> str:
     return "case-" + hashlib.sha256(_canonical(content).encode()).hexdigest()[:12]
 
 
-def _read_jsonl(path: Path, text: str, problems: list[str]) -> Iterator[_Raw]:
-    for number, line in enumerate(text.splitlines(), start=1):
+def _read_jsonl(path: Path, handle: IO[str], problems: list[str]) -> Iterator[_Raw]:
+    for number, line in enumerate(handle, start=1):
         if not line.strip() or line.lstrip().startswith("//"):
             continue
         try:
@@ -72,8 +74,8 @@ def _read_jsonl(path: Path, text: str, problems: list[str]) -> Iterator[_Raw]:
             problems.append(f"{path}:{number}: invalid JSON: {exc.msg} (column {exc.colno})")
 
 
-def _read_yaml(path: Path, text: str, problems: list[str]) -> Iterator[_Raw]:
-    loader = yaml.SafeLoader(text)
+def _read_yaml(path: Path, handle: IO[str], problems: list[str]) -> Iterator[_Raw]:
+    loader = yaml.SafeLoader(handle.read())
     try:
         root = loader.get_single_node()
     except yaml.YAMLError as exc:
@@ -121,8 +123,8 @@ def _merge_defaults(defaults: Mapping[str, Any], data: Any) -> Any:
     return merged
 
 
-def _read_csv(path: Path, text: str, problems: list[str]) -> Iterator[_Raw]:
-    reader = csv.DictReader(text.splitlines())
+def _read_csv(path: Path, handle: IO[str], problems: list[str]) -> Iterator[_Raw]:
+    reader = csv.DictReader(handle)
     for row in reader:
         data: dict[str, Any] = {k: v for k, v in row.items() if k and v not in (None, "")}
         where = f"{path}:{reader.line_num}"
@@ -242,40 +244,102 @@ def _build_case(raw: _Raw, default_assert: str) -> tuple[Case | None, list[str]]
     return case, []
 
 
-def _read(path: Path, problems: list[str]) -> Iterable[_Raw]:
+def _read(path: Path, problems: list[str]) -> Iterator[_Raw]:
     reader = _READERS.get(path.suffix.lower())
     if reader is None:
         problems.append(f"{path}:1: unknown suite format '{path.suffix}' (use .jsonl, .yaml or .csv)")
-        return []
+        return
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8", newline="") as handle:
+            yield from reader(path, handle, problems)
     except OSError as exc:
         problems.append(f"{path}:1: cannot read: {exc.strerror or exc}")
-        return []
     except UnicodeDecodeError:
         problems.append(f"{path}:1: not UTF-8 text")
-        return []
-    return reader(path, text, problems)
+
+
+def _built(paths: tuple[str, ...], default_assert: str, problems: list[str]) -> Iterator[tuple[Case, str]]:
+    for path in map(Path, paths):
+        for raw in _read(path, problems):
+            case, errors = _build_case(raw, default_assert)
+            problems.extend(errors)
+            if case is not None:
+                yield case, raw.where
+
+
+def _digest(case_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(case_id.encode(), digest_size=8).digest(), "little")
+
+
+def _repeated(digests: array[int]) -> set[int]:
+    ordered = sorted(digests)
+    return {a for a, b in itertools.pairwise(ordered) if a == b}
+
+
+def _duplicate_problems(paths: tuple[str, ...], default_assert: str, repeated: set[int]) -> list[str]:
+    """Second pass, only when the first found a repeated id: say where each copy stands."""
+    first_seen: dict[str, str] = {}
+    problems: list[str] = []
+    for case, where in _built(paths, default_assert, []):
+        if _digest(case.id) not in repeated:
+            continue
+        if case.id in first_seen:
+            problems.append(f"{where}: duplicate id '{case.id}' (first at {first_seen[case.id]})")
+        else:
+            first_seen[case.id] = where
+    return problems
+
+
+@dataclass(frozen=True)
+class SuitePlan:
+    """Validated suites, the selection made of them and its size, without the cases in memory.
+
+    Suites are read twice: once to validate everything and count (keeping 8 bytes an id to find
+    duplicates), once more, lazily, while the run consumes them. Memory stays flat however many
+    cases there are.
+    """
+
+    paths: tuple[str, ...]
+    default_assert: str
+    total: int
+    categories: Mapping[str, int]
+    select: Callable[[Case], bool] | None = None
+    limit: int | None = None
+
+    def cases(self) -> Iterator[Case]:
+        """The selected cases, read afresh from the files."""
+        taken = 0
+        for case, _ in _built(self.paths, self.default_assert, []):
+            if self.limit is not None and taken >= self.limit:
+                return
+            if self.select is None or self.select(case):
+                taken += 1
+                yield case
+
+
+def plan_suites(paths: Iterable[str | Path], default_assert: str = "equals",
+                select: Callable[[Case], bool] | None = None, limit: int | None = None) -> SuitePlan:
+    """Validate suites and size the selection; raise ``SuiteError`` listing every problem."""
+    names = tuple(map(str, paths))
+    problems: list[str] = []
+    digests: array[int] = array("Q")
+    categories: dict[str, int] = {}
+    total = 0
+    for case, _ in _built(names, default_assert, problems):
+        digests.append(_digest(case.id))
+        if (select is None or select(case)) and (limit is None or total < limit):
+            total += 1
+            categories[case.category] = categories.get(case.category, 0) + 1
+    repeated = _repeated(digests)
+    if repeated:
+        problems.extend(_duplicate_problems(names, default_assert, repeated))
+    if not digests and not problems:
+        problems.append(f"{', '.join(names)}:1: no cases found")
+    if problems:
+        raise SuiteError(problems)
+    return SuitePlan(names, default_assert, total, categories, select, limit)
 
 
 def load_suites(paths: Iterable[str | Path], default_assert: str = "equals") -> list[Case]:
-    """Read and validate suites; raise ``SuiteError`` listing every problem in all of them."""
-    problems: list[str] = []
-    cases: list[Case] = []
-    first_seen: dict[str, str] = {}
-    for path in map(Path, paths):
-        for raw in list(_read(path, problems)):
-            case, errors = _build_case(raw, default_assert)
-            problems.extend(errors)
-            if case is None:
-                continue
-            if case.id in first_seen:
-                problems.append(f"{raw.where}: duplicate id '{case.id}' (first at {first_seen[case.id]})")
-                continue
-            first_seen[case.id] = raw.where
-            cases.append(case)
-    if not cases and not problems:
-        problems.append(f"{', '.join(map(str, paths))}:1: no cases found")
-    if problems:
-        raise SuiteError(problems)
-    return cases
+    """Read and validate suites into a list (for tools; runs use ``plan_suites``)."""
+    return list(plan_suites(paths, default_assert).cases())
