@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import cache_cmd, eval_cmd, providers_cmd, sim_cmd, test_cmd, validate_cmd
+from . import bench_cmd, cache_cmd, eval_cmd, providers_cmd, sim_cmd, test_cmd, validate_cmd
 
 app = typer.Typer(
     name="evalrun",
@@ -15,6 +15,7 @@ app = typer.Typer(
 )
 app.command("eval")(eval_cmd.eval_command)
 app.command("test", context_settings=test_cmd.CONTEXT)(test_cmd.test_command)
+app.command("bench")(bench_cmd.bench_command)
 app.command("validate")(validate_cmd.validate_command)
 app.command("providers")(providers_cmd.providers_command)
 app.command("sim")(sim_cmd.sim_command)

@@ -1,0 +1,73 @@
+"""The engine at scale (issue 4): flat memory, and warm-cache throughput end to end.
+
+    python benchmarks/scale.py [--small 10000] [--large 100000] [--concurrency 200]
+
+Runs ``evalrun eval sim`` as a separate process (0 ms latency), the way a user would, and reads
+that process's peak RSS from the kernel (``wait4``). Then runs the large suite twice with a cache
+and times the warm run from process start to exit, ``--output`` included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _suite(folder: Path, cases: int) -> Path:
+    path = folder / f"suite-{cases}.jsonl"
+    with path.open("w") as handle:
+        for i in range(cases):
+            handle.write(json.dumps({"id": f"c{i:07d}", "category": f"cat{i % 8}", "prompt": f"What is {i}+{i}?",
+                                     "expected": str(2 * i)}) + "\n")
+    return path
+
+
+def _evalrun(folder: Path, *args: str) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one ``evalrun eval`` process."""
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "evalrun", "eval", "sim", *args], cwd=folder,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    assert os.waitstatus_to_exitcode(status) == 0, f"evalrun failed: {args}"
+    return wall, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--small", type=int, default=10_000)
+    parser.add_argument("--large", type=int, default=100_000)
+    parser.add_argument("--concurrency", type=int, default=200)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "config.toml").write_text("[providers.sim]\nlatency_ms = 0\njitter_ms = 0\n")
+        common = ("--concurrency", str(args.concurrency), "--progress", "plain", "--output", "results.json")
+        report: dict[str, object] = {"concurrency": args.concurrency}
+        for size in (args.small, args.large):
+            wall, rss = _evalrun(folder, "--suite", str(_suite(folder, size)), "--no-cache", *common)
+            report[f"no_cache_{size}"] = {"wall_seconds": round(wall, 2), "peak_rss_mb": round(rss, 1),
+                                          "cases_per_second": round(size / wall, 1)}
+        large = str(folder / f"suite-{args.large}.jsonl")
+        cold_wall, cold_rss = _evalrun(folder, "--suite", large, "--cache-dir", "cache", *common)
+        warm_wall, warm_rss = _evalrun(folder, "--suite", large, "--cache-dir", "cache", *common)
+        summary = json.loads((folder / "results.json").read_text())["summary"]
+        assert summary["cache_hits"] == args.large, summary
+        report["cold_cache_large"] = {"wall_seconds": round(cold_wall, 2), "peak_rss_mb": round(cold_rss, 1)}
+        report["warm_cache_large"] = {"wall_seconds": round(warm_wall, 2), "peak_rss_mb": round(warm_rss, 1),
+                                      "cases_per_second_end_to_end": round(args.large / warm_wall, 1),
+                                      "engine_cases_per_second": summary["cases_per_second"]}
+        small_rss = report[f"no_cache_{args.small}"]["peak_rss_mb"]  # type: ignore[index]
+        large_rss = report[f"no_cache_{args.large}"]["peak_rss_mb"]  # type: ignore[index]
+        report["rss_large_over_small"] = round(large_rss / small_rss, 3)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""``evalrun bench``: the engine measured against itself, every mode in one process.
+
+Sequential without cache is the "before"; then concurrent without cache, concurrent with a cold
+cache, and the same cache warm. Each mode is an ordinary ``Runner`` run (same engine, same
+client, same cache code as ``evalrun eval``), so the figures are the product's own. Peak memory is
+the process's resident high-water mark, reset before each mode where Linux allows it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .config import Settings, load_settings
+from .runner import Runner, RunResult
+
+__all__ = ["BenchReport", "BenchRow", "BenchSettings", "run_bench"]
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    cases: int = 100
+    latency_ms: float = 100.0
+    concurrency: int = 10
+    repeats: int = 3
+    compare_cache: bool = False
+    provider: str = "sim"
+    suite: str | None = None
+    config: str | None = None
+
+
+@dataclass(frozen=True)
+class _Mode:
+    name: str
+    concurrent: bool
+    cache: str  # off | cold | warm
+
+
+MODES = (
+    _Mode("sequential, no cache", False, "off"),
+    _Mode("concurrent, no cache", True, "off"),
+    _Mode("concurrent, cold cache", True, "cold"),
+    _Mode("concurrent, warm cache", True, "warm"),
+)
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    mode: str
+    concurrency: int
+    wall_seconds: float
+    cases_per_second: float
+    speedup: float
+    ideal_seconds: float | None
+    efficiency: float | None
+    cache_hits: int
+    peak_rss_mb: float | None
+    walls: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class BenchReport:
+    settings: BenchSettings
+    cases: int
+    latency_ms: float
+    rows: tuple[BenchRow, ...]
+    verdict: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": SCHEMA_VERSION, "settings": asdict(self.settings), "cases": self.cases,
+                "latency_ms": self.latency_ms, "machine": _machine(), "rows": [asdict(r) for r in self.rows],
+                "verdict": self.verdict}
+
+    def write(self, path: str) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
+
+
+def _machine() -> dict[str, Any]:
+    return {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()}
+
+
+def reset_peak_rss() -> bool:
+    """Reset the resident high-water mark (Linux ``clear_refs``); False where that is not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb() -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    try:
+        import resource
+
+        scale = 1 if sys.platform == "darwin" else 1024
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+    except ImportError:  # pragma: no cover - Windows
+        return None
+
+
+def _generated_suite(folder: Path, cases: int) -> str:
+    path = folder / f"bench-{cases}.jsonl"
+    with path.open("w", encoding="utf-8") as handle:
+        for i in range(cases):
+            handle.write(json.dumps({"id": f"bench-{i:07d}", "category": f"group-{i % 4}",
+                                     "prompt": f"What is {i}+{i}?", "expected": str(2 * i)}) + "\n")
+    return str(path)
+
+
+def _base_settings(bench: BenchSettings, suite: str) -> Settings:
+    settings = load_settings(bench.config, provider=bench.provider, suites=(suite,), progress="none",
+                             limit=bench.cases if bench.suite else None, min_pass_rate=0.0, max_errors=10**9)
+    if settings.profile().simulated:
+        sim = {**settings.profile().sim, "latency_ms": bench.latency_ms, "jitter_ms": 0}
+        profile = replace(settings.profile(), sim=sim)
+        settings = replace(settings, providers={**settings.providers, settings.provider: profile})
+    return settings
+
+
+def _run_mode(base: Settings, mode: _Mode, concurrency: int, cache_dir: str) -> tuple[RunResult, float | None]:
+    settings = replace(base, concurrency=concurrency if mode.concurrent else 1,
+                       cache="off" if mode.cache == "off" else "on", cache_dir=cache_dir)
+    reset_peak_rss()  # elsewhere than Linux the figure is the process's peak so far
+    result = Runner(settings).run_sync()
+    result.close()
+    return result, peak_rss_mb()
+
+
+def _ideal(mode: _Mode, cases: int, concurrency: int, latency_s: float) -> float | None:
+    if mode.cache == "warm":
+        return None
+    lanes = concurrency if mode.concurrent else 1
+    return math.ceil(cases / lanes) * latency_s
+
+
+def _verdict(rows: Mapping[str, BenchRow], concurrency: int) -> str:
+    parts = []
+    concurrent = rows.get("concurrent, no cache") or rows.get("concurrent, cold cache")
+    if concurrent is not None:
+        parts.append(f"Concurrency {concurrency} ran {concurrent.speedup:.1f}x faster than one call at a time "
+                     f"(ideal {concurrency}x: {concurrent.speedup / concurrency:.0%} of it).")
+    cold, warm = rows.get("concurrent, cold cache"), rows.get("concurrent, warm cache")
+    if cold is not None and warm is not None and warm.wall_seconds > 0:
+        parts.append(f"A warm cache answered {warm.cases_per_second:,.0f} cases/s, "
+                     f"{cold.wall_seconds / warm.wall_seconds:.0f}x faster than the cold run, with no provider call.")
+    return " ".join(parts)
+
+
+def run_bench(bench: BenchSettings, on_mode: Callable[[str, int], None] | None = None) -> BenchReport:
+    """Run every mode ``repeats`` times; rows carry medians."""
+    modes = [MODES[0], MODES[2], MODES[3]] if bench.compare_cache else list(MODES)
+    with tempfile.TemporaryDirectory(prefix="evalrun-bench-") as folder:
+        suite = bench.suite or _generated_suite(Path(folder), bench.cases)
+        base = _base_settings(bench, suite)
+        samples: dict[str, list[tuple[RunResult, float | None]]] = {m.name: [] for m in modes}
+        for repeat in range(bench.repeats):
+            for mode in modes:
+                if on_mode is not None:
+                    on_mode(mode.name, repeat)
+                cache_dir = os.path.join(folder, f"cache-{repeat}" if mode.cache != "off" else "unused")
+                samples[mode.name].append(_run_mode(base, mode, bench.concurrency, cache_dir))
+    first = samples[modes[0].name][0][0]
+    cases = first.summary["total"]
+    latency_s = bench.latency_ms / 1000 if base.profile().simulated else \
+        statistics.median(r.summary["latency_ms"]["p50"] for r, _ in samples[modes[0].name]) / 1000
+    rows = _rows(modes, samples, cases, bench.concurrency, latency_s)
+    return BenchReport(bench, cases, round(latency_s * 1000, 1), rows,
+                       _verdict({r.mode: r for r in rows}, bench.concurrency))
+
+
+def _rows(modes: list[_Mode], samples: Mapping[str, list[tuple[RunResult, float | None]]], cases: int,
+          concurrency: int, latency_s: float) -> tuple[BenchRow, ...]:
+    before = statistics.median(r.summary["wall_seconds"] for r, _ in samples[modes[0].name])
+    rows = []
+    for mode in modes:
+        runs = samples[mode.name]
+        walls = tuple(r.summary["wall_seconds"] for r, _ in runs)
+        wall = statistics.median(walls)
+        ideal = _ideal(mode, cases, concurrency, latency_s)
+        peaks = [peak for _, peak in runs if peak is not None]
+        rows.append(BenchRow(
+            mode=mode.name, concurrency=concurrency if mode.concurrent else 1, wall_seconds=round(wall, 4),
+            cases_per_second=round(cases / wall, 1) if wall > 0 else 0.0,
+            speedup=round(before / wall, 2) if wall > 0 else 0.0,
+            ideal_seconds=round(ideal, 3) if ideal is not None else None,
+            efficiency=round(ideal / wall, 3) if ideal is not None and wall > 0 else None,
+            cache_hits=int(statistics.median(r.summary["cache_hits"] for r, _ in runs)),
+            peak_rss_mb=round(statistics.median(peaks), 1) if peaks else None, walls=walls,
+        ))
+    return tuple(rows)
