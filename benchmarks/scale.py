@@ -3,8 +3,9 @@
     python benchmarks/scale.py [--small 10000] [--large 100000] [--concurrency 200]
 
 Runs ``evalrun eval sim`` as a separate process (0 ms latency), the way a user would, and reads
-that process's peak RSS from the kernel (``wait4``). Then runs the large suite twice with a cache
-and times the warm run from process start to exit, ``--output`` included.
+that process's peak RSS from the kernel (``wait4``): each size without a cache and with a cold
+one. Then runs the large suite again on its warm cache and times it from process start to exit,
+``--output`` included.
 """
 
 from __future__ import annotations
@@ -50,22 +51,23 @@ def main() -> None:
         (folder / "config.toml").write_text("[providers.sim]\nlatency_ms = 0\njitter_ms = 0\n")
         common = ("--concurrency", str(args.concurrency), "--progress", "plain", "--output", "results.json")
         report: dict[str, object] = {"concurrency": args.concurrency}
+        rss: dict[str, float] = {}
         for size in (args.small, args.large):
-            wall, rss = _evalrun(folder, "--suite", str(_suite(folder, size)), "--no-cache", *common)
-            report[f"no_cache_{size}"] = {"wall_seconds": round(wall, 2), "peak_rss_mb": round(rss, 1),
-                                          "cases_per_second": round(size / wall, 1)}
+            suite = str(_suite(folder, size))
+            for mode, flags in (("no_cache", ("--no-cache",)), ("cold_cache", ("--cache-dir", f"cache-{size}"))):
+                wall, rss[f"{mode}_{size}"] = _evalrun(folder, "--suite", suite, *flags, *common)
+                report[f"{mode}_{size}"] = {"wall_seconds": round(wall, 2), "peak_rss_mb": round(rss[f"{mode}_{size}"], 1),
+                                            "cases_per_second": round(size / wall, 1)}
         large = str(folder / f"suite-{args.large}.jsonl")
-        cold_wall, cold_rss = _evalrun(folder, "--suite", large, "--cache-dir", "cache", *common)
-        warm_wall, warm_rss = _evalrun(folder, "--suite", large, "--cache-dir", "cache", *common)
+        warm_wall, warm_rss = _evalrun(folder, "--suite", large, "--cache-dir", f"cache-{args.large}", *common)
         summary = json.loads((folder / "results.json").read_text())["summary"]
         assert summary["cache_hits"] == args.large, summary
-        report["cold_cache_large"] = {"wall_seconds": round(cold_wall, 2), "peak_rss_mb": round(cold_rss, 1)}
-        report["warm_cache_large"] = {"wall_seconds": round(warm_wall, 2), "peak_rss_mb": round(warm_rss, 1),
-                                      "cases_per_second_end_to_end": round(args.large / warm_wall, 1),
-                                      "engine_cases_per_second": summary["cases_per_second"]}
-        small_rss = report[f"no_cache_{args.small}"]["peak_rss_mb"]  # type: ignore[index]
-        large_rss = report[f"no_cache_{args.large}"]["peak_rss_mb"]  # type: ignore[index]
-        report["rss_large_over_small"] = round(large_rss / small_rss, 3)
+        report[f"warm_cache_{args.large}"] = {
+            "wall_seconds": round(warm_wall, 2), "peak_rss_mb": round(warm_rss, 1),
+            "cases_per_second_end_to_end": round(args.large / warm_wall, 1),
+            "engine_cases_per_second": summary["cases_per_second"]}
+        for mode in ("no_cache", "cold_cache"):
+            report[f"rss_{mode}_large_over_small"] = round(rss[f"{mode}_{args.large}"] / rss[f"{mode}_{args.small}"], 3)
     print(json.dumps(report, indent=2))
 
 

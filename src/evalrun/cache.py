@@ -23,6 +23,7 @@ from .client import ChatResponse
 __all__ = ["KEY_VERSION", "CacheEntry", "ResponseCache", "cache_key", "key_record"]
 
 KEY_VERSION = 1
+_BATCH = 256  # answers queued before a write is forced, whatever the flush timer says
 
 
 def key_record(
@@ -85,10 +86,12 @@ class ResponseCache:
         self.mode = mode
         self._ttl = ttl
         self._store: diskcache.Cache | None = None
+        self._pending: list[tuple[str, dict[str, Any]]] = []
         if mode != "off":
-            # Eviction by size only: reads must not write (a warm run is read-only and fast).
+            # Eviction by size only, so that reads never write (a warm run is read-only and fast);
+            # a small SQLite page cache and no memory map keep memory flat as the cache grows.
             self._store = diskcache.Cache(str(directory), eviction_policy="least-recently-stored",
-                                          size_limit=8 * 2**30)
+                                          size_limit=8 * 2**30, sqlite_cache_size=2**10, sqlite_mmap_size=0)
 
     @property
     def reads(self) -> bool:
@@ -96,6 +99,7 @@ class ResponseCache:
 
     def close(self) -> None:
         if self._store is not None:
+            self.flush()
             self._store.close()
 
     def get(self, key: str) -> ChatResponse | None:
@@ -105,11 +109,22 @@ class ResponseCache:
         return ChatResponse(**value["response"]) if value is not None else None
 
     def put(self, key: str, record: Mapping[str, Any], response: ChatResponse, case_id: str) -> None:
-        """Store a complete answer; empty answers are never stored."""
+        """Queue a complete answer for the next ``flush``; empty answers are never stored."""
         if self._store is None or not response.text.strip():
             return
         value = {"record": dict(record), "response": asdict(response), "case_id": case_id, "stored_at": time.time()}
-        self._store.set(key, value, expire=self._ttl)
+        self._pending.append((key, value))
+        if len(self._pending) >= _BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is queued in one transaction (one commit for many answers, not one each)."""
+        if self._store is None or not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        with self._store.transact(retry=True):
+            for key, value in pending:
+                self._store.set(key, value, expire=self._ttl, retry=True)
 
     # -- inspection (evalrun cache ...) -------------------------------------------------------
 

@@ -37,6 +37,7 @@ from .suite import Case
 __all__ = ["Completer", "Engine", "EngineOptions", "Task", "task_record"]
 
 _YIELD_EVERY = 64  # cache hits in a row before the producer lets other tasks (timers, signals) run
+_FLUSH_SECONDS = 0.05  # answers reach the disk cache within this, in batches
 
 
 @dataclass(frozen=True)
@@ -133,8 +134,12 @@ class Engine:
             self._scope = scope
             if self._options.timeout is not None:
                 scope.deadline = anyio.current_time() + self._options.timeout
-            async with anyio.create_task_group() as group:
-                await self._feed(remaining, group)
+            async with anyio.create_task_group() as background:
+                background.start_soon(self._flush_cache_every, _FLUSH_SECONDS)
+                async with anyio.create_task_group() as calls:
+                    await self._feed(remaining, calls)
+                background.cancel_scope.cancel()
+        self._cache.flush()  # whatever way the run ended, every answer received is kept
         if scope.cancelled_caught and state.outcome == "completed":
             state.outcome = "timeout"
             state.message = f"run timeout of {self._options.timeout:g} s reached"
@@ -143,6 +148,11 @@ class Engine:
             state.message = f"{not_run} task(s) did not run"
         self._emit(RunFinished(state.outcome, state.message))
         return state.outcome
+
+    async def _flush_cache_every(self, seconds: float) -> None:
+        while True:
+            await anyio.sleep(seconds)
+            self._cache.flush()
 
     def _emit_not_run(self, cancelled: list[Task], remaining: Iterator[Task]) -> int:
         count = 0
