@@ -66,6 +66,8 @@ def test_exit_2_for_a_bad_suite_with_every_problem_and_no_request(tmp_path: Path
 def test_exit_2_for_bad_flags_config_and_unknown_provider(tmp_path: Path, sim: SimProcess) -> None:
     assert eval_local(tmp_path, sim, arithmetic_cases(1), "--concurrency", "0").returncode == 2
     assert eval_local(tmp_path, sim, arithmetic_cases(1), "--concurrency", "many").returncode == 2
+    nothing = eval_local(tmp_path, sim, arithmetic_cases(2), "--category", "nope")
+    assert nothing.returncode == 2 and "no case matches" in nothing.stderr
     unknown = evalrun(tmp_path, "eval", "nosuch")
     assert unknown.returncode == 2 and "unknown provider 'nosuch'" in unknown.stderr
     (tmp_path / "config.toml").write_text("[run]\nconcurency = 3\n")
