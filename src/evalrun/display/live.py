@@ -8,42 +8,31 @@ from __future__ import annotations
 
 from typing import IO
 
-from rich.console import Console, Group, RenderableType
-from rich.live import Live
+from rich.console import Group, RenderableType
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
 from ..events import Event, RunFinished, RunStarted
 from ..metrics import RunMetrics
-from .look import header, progress_row
+from .look import LiveView, header, progress_row
 
 __all__ = ["RichDisplay"]
 
 _MAX_CATEGORY_ROWS = 12
 
 
-class RichDisplay:
-    def __init__(self, stream: IO[str], refresh_per_second: float = 4) -> None:
+class RichDisplay(LiveView):
+    def __init__(self, stream: IO[str]) -> None:
+        super().__init__(stream, self._render)
         self.metrics = RunMetrics()
-        self._console = Console(file=stream)
-        self._live = Live(console=self._console, get_renderable=self._render, auto_refresh=True,
-                          refresh_per_second=refresh_per_second, transient=False, redirect_stdout=False,
-                          redirect_stderr=False)
-        self._started = False
 
     def __call__(self, event: Event) -> None:
         self.metrics(event)
-        if isinstance(event, RunStarted) and not self._started:
-            self._started = True
-            self._live.start()
+        if isinstance(event, RunStarted):
+            self.start()
         elif isinstance(event, RunFinished):
             self.close()
-
-    def close(self) -> None:
-        if self._started:
-            self._started = False
-            self._live.stop()
 
     def _render(self) -> RenderableType:
         m = self.metrics

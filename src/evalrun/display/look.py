@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import IO
+
+from rich.console import Console, RenderableType
+from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
@@ -30,3 +35,22 @@ def progress_row(percentage: float, done: int, total: int, rate: float, unit: st
     )
     return row
 
+
+
+class LiveView:
+    """A rich ``Live`` that renders on its own timer (4 times a second), whatever the event rate."""
+
+    def __init__(self, stream: IO[str], render: Callable[[], RenderableType], refresh_per_second: float = 4) -> None:
+        self._live = Live(console=Console(file=stream), get_renderable=render, auto_refresh=True,
+                          refresh_per_second=refresh_per_second, redirect_stdout=False, redirect_stderr=False)
+        self._started = False
+
+    def start(self) -> None:
+        if not self._started:
+            self._started = True
+            self._live.start()
+
+    def close(self) -> None:
+        if self._started:
+            self._started = False
+            self._live.stop()

@@ -9,7 +9,7 @@ from typing import IO
 from ..events import Event, RunFinished, RunStarted, TaskFinished
 from ..metrics import RunMetrics, format_eta
 
-__all__ = ["PlainDisplay", "plain_progress", "progress_line"]
+__all__ = ["PlainDisplay", "PlainLines", "plain_progress", "progress_line"]
 
 
 def plain_progress(percentage: float, done: int, total: int, unit: str, rate: float, elapsed: float,
@@ -30,36 +30,50 @@ def progress_line(metrics: RunMetrics) -> str:
     )
 
 
-class PlainDisplay:
+class PlainLines:
+    """Lines to a stream at a CI-friendly cadence: every ``interval`` seconds and at each quarter."""
+
     def __init__(self, stream: IO[str], interval: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.metrics = RunMetrics(clock=clock)
-        self._stream = stream
-        self._interval = interval
-        self._clock = clock
-        self._last_line = 0.0
+        self._stream, self._interval, self._clock = stream, interval, clock
+        self._last_line = clock()
         self._next_quarter = 1
 
-    def _write(self, text: str) -> None:
+    def write(self, text: str) -> None:
         self._stream.write(text + "\n")
         self._stream.flush()
         self._last_line = self._clock()
+
+    def due(self, percentage: float) -> bool:
+        """Whether a progress line is due now, at ``percentage`` done."""
+        if percentage >= 25 * self._next_quarter:
+            self._next_quarter = int(percentage // 25) + 1
+            return True
+        return self._clock() - self._last_line >= self._interval
+
+    @property
+    def ended_on_a_line(self) -> bool:
+        """Whether the 100 % line has been written already."""
+        return self._next_quarter > 4
+
+    def close(self) -> None:
+        pass
+
+
+class PlainDisplay(PlainLines):
+    def __init__(self, stream: IO[str], interval: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(stream, interval, clock)
+        self.metrics = RunMetrics(clock=clock)
 
     def __call__(self, event: Event) -> None:
         metrics = self.metrics
         metrics(event)
         if isinstance(event, RunStarted):
-            self._write(f"evalrun: {event.total} tasks on {event.provider} ({', '.join(event.models)}), "
-                        f"concurrency {event.concurrency}")
+            self.write(f"evalrun: {event.total} tasks on {event.provider} ({', '.join(event.models)}), "
+                       f"concurrency {event.concurrency}")
         elif isinstance(event, TaskFinished):
-            quarter_due = metrics.percentage >= 25 * self._next_quarter
-            if quarter_due:
-                self._next_quarter = int(metrics.percentage // 25) + 1
-            if quarter_due or self._clock() - self._last_line >= self._interval:
-                self._write(progress_line(metrics))
+            if self.due(metrics.percentage):
+                self.write(progress_line(metrics))
         elif isinstance(event, RunFinished):
-            if self._next_quarter <= 4:
-                self._write(progress_line(metrics))
-            self._write(f"evalrun: {event.state}" + (f": {event.message}" if event.message else ""))
-
-    def close(self) -> None:
-        pass
+            if not self.ended_on_a_line:
+                self.write(progress_line(metrics))
+            self.write(f"evalrun: {event.state}" + (f": {event.message}" if event.message else ""))

@@ -6,38 +6,29 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import IO, Any
 
-from rich.console import Console, Group, RenderableType
-from rich.live import Live
+from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.text import Text
 
 from ..testrun.progress import TestProgress
-from .look import header, progress_row
+from .look import LiveView, header, progress_row
 
 __all__ = ["RichTestDisplay"]
 
 _PANEL_ROWS = 6
 
 
-class RichTestDisplay:
-    def __init__(self, stream: IO[str], refresh_per_second: float = 4) -> None:
+class RichTestDisplay(LiveView):
+    def __init__(self, stream: IO[str]) -> None:
+        super().__init__(stream, self._render)
         self._progress: TestProgress | None = None
-        self._live = Live(console=Console(file=stream), get_renderable=self._render, auto_refresh=True,
-                          refresh_per_second=refresh_per_second, redirect_stdout=False, redirect_stderr=False)
-        self._started = False
 
     def __call__(self, progress: TestProgress, event: Mapping[str, Any]) -> None:
         self._progress = progress
-        if event.get("event") == "launched" and not self._started:
-            self._started = True
-            self._live.start()
+        if event.get("event") == "launched":
+            self.start()
         elif event.get("event") == "run_finished":
             self.close()
-
-    def close(self) -> None:
-        if self._started:
-            self._started = False
-            self._live.stop()
 
     def _render(self) -> RenderableType:
         p = self._progress

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import IO, Any
 
 from ..testrun.progress import TestProgress
-from .plain import plain_progress
+from .plain import PlainLines, plain_progress
 
 __all__ = ["PlainTestDisplay", "print_test_summary", "test_progress_line"]
 
@@ -25,39 +25,25 @@ def test_progress_line(progress: TestProgress) -> str:
     return line + (f" | now {progress.current}" if progress.current else "")
 
 
-class PlainTestDisplay:
+class PlainTestDisplay(PlainLines):
     def __init__(self, stream: IO[str], interval: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self._stream, self._interval, self._clock = stream, interval, clock
-        self._last_line = clock()
-        self._next_quarter = 1
+        super().__init__(stream, interval, clock)
         self._failures_told = 0
-
-    def _write(self, text: str) -> None:
-        self._stream.write(text + "\n")
-        self._stream.flush()
-        self._last_line = self._clock()
 
     def __call__(self, progress: TestProgress, event: Mapping[str, Any]) -> None:
         kind = event.get("event")
         if kind == "launched":
-            self._write(f"evalrun test: pytest started (pid {event['pid']})")
+            self.write(f"evalrun test: pytest started (pid {event['pid']})")
         elif kind == "collection_finished":
-            self._write(f"evalrun test: {progress.total} tests collected")
+            self.write(f"evalrun test: {progress.total} tests collected")
         elif kind in ("test_report", "collect_error"):
-            failures = progress.failures
-            for record in failures[self._failures_told:]:
-                self._write(f"{record.outcome.upper()}: {record.id}")
-            self._failures_told = len(failures)
-            quarter_due = progress.total and progress.percentage >= 25 * self._next_quarter
-            if quarter_due:
-                self._next_quarter = int(progress.percentage // 25) + 1
-            if quarter_due or self._clock() - self._last_line >= self._interval:
-                self._write(test_progress_line(progress))
-        elif kind == "run_finished" and self._next_quarter <= 4:
-            self._write(test_progress_line(progress))
-
-    def close(self) -> None:
-        pass
+            for record in progress.failures[self._failures_told:]:
+                self.write(f"{record.outcome.upper()}: {record.id}")
+            self._failures_told = len(progress.failures)
+            if progress.total and self.due(progress.percentage):
+                self.write(test_progress_line(progress))
+        elif kind == "run_finished" and not self.ended_on_a_line:
+            self.write(test_progress_line(progress))
 
 
 def print_test_summary(progress: TestProgress, exit_code: int, log_path: str | None, stream: IO[str]) -> None:
