@@ -2,11 +2,17 @@ from __future__ import annotations
 
 import io
 import random
+from pathlib import Path
 
+from helpers import arithmetic_cases, local_config, write_suite
+
+from evalrun import Runner
+from evalrun.config import load_settings
 from evalrun.display.plain import PlainDisplay
 from evalrun.events import RunFinished, RunStarted, TaskFinished
 from evalrun.metrics import LatencyHistogram, format_eta
 from evalrun.results import CaseResult
+from evalrun.sim import SimProcess
 
 
 def test_histogram_percentiles_are_within_the_stated_error() -> None:
@@ -51,3 +57,28 @@ def test_plain_display_prints_at_each_quarter_and_on_a_timer_without_ansi() -> N
     now[0] = 20.0  # a quiet stretch: the timer adds a line
     display(_result(100))
     assert stream.getvalue().count("\n") == 1
+
+
+def test_rich_displays_render_a_whole_run(tmp_path: Path, sim: SimProcess) -> None:
+    from evalrun.display.live import RichDisplay
+    from evalrun.display.test_live import RichTestDisplay
+    from evalrun.testrun.runner import TestRunner, load_test_settings
+
+    stream = io.StringIO()
+    display = RichDisplay(stream)
+    cases = arithmetic_cases(12)
+    cases[0]["expected"] = "wrong"
+    suite = write_suite(tmp_path / "s.jsonl", cases)
+    settings = load_settings(local_config(tmp_path / "c.toml", sim), env={}, provider="local",
+                             suites=(str(suite),), cache_dir=str(tmp_path / "cache"))
+    Runner(settings, env={}).subscribe(display).run_sync()
+    display.close()
+    screen = stream.getvalue()
+    assert "completed" in screen and "12/12" in screen and "100.0%" in screen and "math" in screen
+
+    (tmp_path / "test_x.py").write_text("def test_a():\n    pass\n\ndef test_b():\n    assert 0\n")
+    stream = io.StringIO()
+    test_display = RichTestDisplay(stream)
+    TestRunner(load_test_settings(env={}, workdir=str(tmp_path))).subscribe(test_display).run()
+    screen = stream.getvalue()
+    assert "failed" in screen and "2/2" in screen and "test_x.py::test_b" in screen

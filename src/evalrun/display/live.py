@@ -24,8 +24,8 @@ _MAX_CATEGORY_ROWS = 12
 
 class RichDisplay(LiveView):
     def __init__(self, stream: IO[str]) -> None:
-        super().__init__(stream, self._render)
         self.metrics = RunMetrics()
+        super().__init__(stream, self._render)  # rich renders once while constructing
 
     def __call__(self, event: Event) -> None:
         self.metrics(event)

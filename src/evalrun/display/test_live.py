@@ -20,8 +20,8 @@ _PANEL_ROWS = 6
 
 class RichTestDisplay(LiveView):
     def __init__(self, stream: IO[str]) -> None:
-        super().__init__(stream, self._render)
         self._progress: TestProgress | None = None
+        super().__init__(stream, self._render)  # rich renders once while constructing
 
     def __call__(self, progress: TestProgress, event: Mapping[str, Any]) -> None:
         self._progress = progress
