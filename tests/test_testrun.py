@@ -249,3 +249,18 @@ def test_ctrl_c_interrupts_cleanly_with_exit_130_and_events(tmp_path: Path) -> N
     kinds = [json.loads(line)["event"] for line in (root / "events.jsonl").read_text().splitlines()]
     assert kinds[0] == "launched" and kinds[-1] == "run_finished"
     assert {"session_start", "collection_finished", "test_started", "test_report", "session_finished"} <= set(kinds)
+
+
+def test_settings_from_environment_and_flags() -> None:
+    from evalrun.errors import ConfigError
+
+    assert load_test_settings(env={"TEST_TIMEOUT": "30", "ENABLE_TEST_CACHE": "true"}).timeout == 30.0
+    assert load_test_settings(env={"TEST_TIMEOUT": "30"}).cache is False
+    assert load_test_settings(env={"ENABLE_TEST_CACHE": "1"}).cache is True
+    assert load_test_settings(env={"EVALRUN_TEST_TIMEOUT": "5", "TEST_TIMEOUT": "30"}).timeout == 5.0
+    assert load_test_settings(env={"TEST_TIMEOUT": "30"}, timeout=7).timeout == 7
+    with pytest.raises(ConfigError, match="TEST_TIMEOUT: invalid number"):
+        load_test_settings(env={"TEST_TIMEOUT": "soon"})
+    with pytest.raises(ConfigError, match="--parallel takes a number or 'auto'"):
+        load_test_settings(env={}, parallel="many")
+    assert load_test_settings(env={}, parallel="auto").command()[3:7] == ["-p", "evalrun_pytest_events", "-n", "auto"]
