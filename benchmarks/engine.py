@@ -16,11 +16,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from evalrun import Runner
-from evalrun.config import ProviderProfile, load_settings
+from evalrun.config import load_settings
 
 
 def _suite(directory: Path, cases: int) -> str:
@@ -34,11 +33,8 @@ def _suite(directory: Path, cases: int) -> str:
 
 def _run(suite: str, cache_dir: str, latency_ms: float, concurrency: int, cache: str) -> dict[str, float]:
     settings = load_settings(env={}, provider="sim", suites=(suite,), cache_dir=cache_dir, concurrency=concurrency,
-                             cache=cache)
-    profile = ProviderProfile("sim", model="sim-1", sim={"latency_ms": latency_ms, "jitter_ms": 0})
-    settings = replace(settings, providers={"sim": profile})
-    result = Runner(settings).run_sync()
-    summary = result.summary
+                             cache=cache).with_sim(latency_ms=latency_ms, jitter_ms=0)
+    summary = Runner(settings).run_sync().summary
     assert summary["passed"] == summary["total"], summary
     return {"wall": summary["wall_seconds"], "rate": summary["cases_per_second"], "hits": summary["cache_hits"]}
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 from engine import _suite
 
 from evalrun import Runner
-from evalrun.config import ProviderProfile, load_settings
+from evalrun.config import load_settings
 
 
 def main() -> None:
@@ -29,10 +28,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         suite = _suite(Path(tmp), args.cases)
         settings = load_settings(env={}, provider="sim", suites=(suite,), cache_dir=f"{tmp}/cache",
-                                 concurrency=args.concurrency, retries=10, retry_base_delay=0.05)
-        sim = {"latency_ms": 20, "jitter_ms": 10, "rate_429": args.rate_429, "rate_500": args.rate_500,
-               "retry_after_ms": 50, "seed": 42}
-        settings = replace(settings, providers={"sim": ProviderProfile("sim", model="sim-1", sim=sim)})
+                                 concurrency=args.concurrency, retries=10, retry_base_delay=0.05).with_sim(
+            latency_ms=20, jitter_ms=10, rate_429=args.rate_429, rate_500=args.rate_500, retry_after_ms=50, seed=42)
         result = Runner(settings).run_sync()
         cases = list(result.cases())
     summary, served = result.summary, result.sim_stats or {}

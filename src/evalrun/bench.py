@@ -127,11 +127,7 @@ def _generated_suite(folder: Path, cases: int) -> str:
 def _base_settings(bench: BenchSettings, suite: str) -> Settings:
     settings = load_settings(bench.config, provider=bench.provider, suites=(suite,), progress="none",
                              limit=bench.cases if bench.suite else None, min_pass_rate=0.0, max_errors=10**9)
-    if settings.profile().simulated:
-        sim = {**settings.profile().sim, "latency_ms": bench.latency_ms, "jitter_ms": 0}
-        profile = replace(settings.profile(), sim=sim)
-        settings = replace(settings, providers={**settings.providers, settings.provider: profile})
-    return settings
+    return settings.with_sim(latency_ms=bench.latency_ms, jitter_ms=0) if settings.profile().simulated else settings
 
 
 def _run_mode(base: Settings, mode: _Mode, concurrency: int, cache_dir: str) -> tuple[RunResult, float | None]:

@@ -100,6 +100,17 @@ class Settings:
     def model_names(self) -> tuple[str, ...]:
         return self.models or (self.profile().model,)
 
+    def with_sim(self, **options: Any) -> Settings:
+        """These settings with the simulated provider's behaviour changed (latency, faults...)."""
+        profile = self.profile()
+        if not profile.simulated:
+            raise ConfigError(f"provider '{self.provider}' is not simulated")
+        unknown = set(options) - _SIM_FIELDS
+        if unknown:
+            raise ConfigError(f"unknown simulated-provider setting(s): {', '.join(sorted(unknown))}")
+        changed = replace(profile, sim={**profile.sim, **options})
+        return replace(self, providers={**self.providers, self.provider: changed})
+
     def public(self) -> dict[str, Any]:
         """The settings as written into results: no secrets live here, only variable names."""
         data = asdict(self)
