@@ -11,6 +11,7 @@ The engine knows nothing of displays or files: it emits events, and that is all 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -92,7 +93,6 @@ class _RunState:
     outcome: str = "completed"
     message: str = ""
     in_flight: dict[object, Task] = field(default_factory=dict)
-    cancelled: list[Task] = field(default_factory=list)
 
 
 def task_record(task: Task, options: EngineOptions) -> dict[str, Any]:
@@ -125,7 +125,6 @@ class Engine:
         if self._scope is not None:
             self._scope.cancel()
 
-
     async def run(self, tasks: Iterable[Task]) -> str:
         """Run every task; return how the run ended (completed, timeout, interrupted)."""
         remaining = iter(tasks)
@@ -143,7 +142,7 @@ class Engine:
         if scope.cancelled_caught and state.outcome == "completed":
             state.outcome = "timeout"
             state.message = f"run timeout of {self._options.timeout:g} s reached"
-        not_run = self._emit_not_run([*state.cancelled, *state.in_flight.values()], remaining)
+        not_run = self._emit_not_run(list(state.in_flight.values()), remaining)
         if not_run and not state.message:
             state.message = f"{not_run} task(s) did not run"
         self._emit(RunFinished(state.outcome, state.message))
@@ -154,9 +153,9 @@ class Engine:
             await anyio.sleep(seconds)
             self._cache.flush()
 
-    def _emit_not_run(self, cancelled: list[Task], remaining: Iterator[Task]) -> int:
+    def _emit_not_run(self, cancelled: Iterable[Task], remaining: Iterator[Task]) -> int:
         count = 0
-        for task in [*cancelled, *remaining]:
+        for task in itertools.chain(cancelled, remaining):  # streamed: the rest may be millions
             self._emit(TaskFinished(_unfinished(task, "not_run")))
             count += 1
         return count
@@ -177,13 +176,8 @@ class Engine:
                 continue
             hits_in_a_row = 0
             slot = object()
-            self._state.in_flight[slot] = task
-            try:
-                await self._limiter.acquire_on_behalf_of(slot)
-            except BaseException:
-                del self._state.in_flight[slot]
-                self._state.cancelled.append(task)
-                raise
+            self._state.in_flight[slot] = task  # still listed if cancelled while waiting: it did not run
+            await self._limiter.acquire_on_behalf_of(slot)
             group.start_soon(self._call, task, key, record, slot)
 
     async def _call(self, task: Task, key: str, record: dict[str, Any], slot: object) -> None:

@@ -6,7 +6,6 @@ engine and the runner never import them. ``make_display`` picks one for a ``--pr
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Mapping
 from typing import IO, TYPE_CHECKING, Any, Protocol
@@ -27,7 +26,9 @@ class Display(Protocol):
 
 
 class _Silent:
-    def __call__(self, event: Event) -> None:
+    """``--progress none``, for eval and test runs alike."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
         pass
 
     def close(self) -> None:
@@ -72,31 +73,13 @@ def make_test_display(mode: str, stream: IO[str] | None = None) -> TestDisplay:
 
         return PlainTestDisplay(stream)
     if mode == "json":
-        return _JsonTestLines(sys.stdout)
-    return _SilentTest()
+        from ..testrun.runner import EventLines
+
+        return EventLines(sys.stdout, flush_each=True)
+    return _Silent()
 
 
 class TestDisplay(Protocol):
     def __call__(self, progress: TestProgress, event: Mapping[str, Any]) -> None: ...
 
     def close(self) -> None: ...
-
-
-class _SilentTest:
-    def __call__(self, progress: TestProgress, event: Mapping[str, Any]) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-class _JsonTestLines:
-    def __init__(self, stream: IO[str]) -> None:
-        self._stream = stream
-
-    def __call__(self, progress: TestProgress, event: Mapping[str, Any]) -> None:
-        self._stream.write(json.dumps(dict(event)) + "\n")
-        self._stream.flush()
-
-    def close(self) -> None:
-        pass

@@ -29,7 +29,7 @@ from . import cache as test_cache
 from .progress import TestProgress
 from .results import build_document, write_test_reports
 
-__all__ = ["TestResult", "TestRunner", "TestSettings", "load_test_settings"]
+__all__ = ["EventLines", "TestResult", "TestRunner", "TestSettings", "load_test_settings"]
 
 PLUGIN_MODULE = "evalrun_pytest_events"  # the plugin, copied where any interpreter can import it
 EVENTS_VARIABLE = "EVALRUN_TEST_EVENTS"  # the plugin's own name for it; the plugin imports nothing of ours
@@ -245,7 +245,7 @@ class TestRunner:
                "PYTHONPATH": os.pathsep.join(filter(None, [str(plugin_dir), os.environ.get("PYTHONPATH")]))}
         log = None if settings.verbose else open(log_path, "w", encoding="utf-8")
         event_log = open(settings.events, "w", encoding="utf-8") if settings.events else None
-        observers = [*([_event_logger(event_log)] if event_log else []), *self._observers]
+        observers: list[TestObserver] = [*([EventLines(event_log)] if event_log else []), *self._observers]
         progress = TestProgress()
         try:
             process = subprocess.Popen(settings.command(), cwd=settings.workdir, env=env, stdin=subprocess.DEVNULL,
@@ -312,11 +312,19 @@ _EXIT_MEANINGS = {2: "pytest was interrupted", 3: "pytest internal error", 4: "p
                   5: "no tests were collected"}
 
 
-def _event_logger(stream: IO[str]) -> TestObserver:
-    def write(progress: TestProgress, event: Mapping[str, Any]) -> None:
-        stream.write(json.dumps(event) + "\n")
+class EventLines:
+    """A test observer writing each event as one JSON line (``--events``, ``--progress json``)."""
 
-    return write
+    def __init__(self, stream: IO[str], flush_each: bool = False) -> None:
+        self._stream, self._flush_each = stream, flush_each
+
+    def __call__(self, progress: TestProgress, event: Mapping[str, Any]) -> None:
+        self._stream.write(json.dumps(dict(event)) + "\n")
+        if self._flush_each:
+            self._stream.flush()
+
+    def close(self) -> None:
+        self._stream.flush()
 
 
 @contextmanager
