@@ -26,14 +26,24 @@ def _suite(directory: Path, cases: int) -> str:
     path = directory / f"bench-{cases}.jsonl"
     with path.open("w") as handle:
         for i in range(cases):
-            handle.write(json.dumps({"id": f"b{i:06d}", "category": f"cat{i % 4}",
-                                     "prompt": f"What is {i}+{i}?", "expected": str(2 * i)}) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "id": f"b{i:06d}",
+                        "category": f"cat{i % 4}",
+                        "prompt": f"What is {i}+{i}?",
+                        "expected": str(2 * i),
+                    }
+                )
+                + "\n"
+            )
     return str(path)
 
 
 def _run(suite: str, cache_dir: str, latency_ms: float, concurrency: int, cache: str) -> dict[str, float]:
-    settings = load_settings(env={}, provider="sim", suites=(suite,), cache_dir=cache_dir, concurrency=concurrency,
-                             cache=cache).with_sim(latency_ms=latency_ms, jitter_ms=0)
+    settings = load_settings(
+        env={}, provider="sim", suites=(suite,), cache_dir=cache_dir, concurrency=concurrency, cache=cache
+    ).with_sim(latency_ms=latency_ms, jitter_ms=0)
     summary = Runner(settings).run_sync().summary
     assert summary["passed"] == summary["total"], summary
     return {"wall": summary["wall_seconds"], "rate": summary["cases_per_second"], "hits": summary["cache_hits"]}
@@ -61,9 +71,13 @@ def main() -> None:
     helps = [_help_seconds() for _ in range(args.runs)]
     cold_wall = statistics.median(r["wall"] for r in cold)
     report = {
-        "cases": args.cases, "latency_ms": args.latency_ms, "concurrency": args.concurrency, "runs": args.runs,
+        "cases": args.cases,
+        "latency_ms": args.latency_ms,
+        "concurrency": args.concurrency,
+        "runs": args.runs,
         "ideal_seconds": ideal,
-        "cold_seconds_median": cold_wall, "cold_vs_ideal": round(cold_wall / ideal, 3),
+        "cold_seconds_median": cold_wall,
+        "cold_vs_ideal": round(cold_wall / ideal, 3),
         "cold_seconds_all": [r["wall"] for r in cold],
         "warm_cases_per_second_median": statistics.median(r["rate"] for r in warm),
         "warm_cases_per_second_all": [r["rate"] for r in warm],

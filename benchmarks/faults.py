@@ -27,20 +27,39 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         suite = _suite(Path(tmp), args.cases)
-        settings = load_settings(env={}, provider="sim", suites=(suite,), cache_dir=f"{tmp}/cache",
-                                 concurrency=args.concurrency, retries=10, retry_base_delay=0.05).with_sim(
-            latency_ms=20, jitter_ms=10, rate_429=args.rate_429, rate_500=args.rate_500, retry_after_ms=50, seed=42)
+        settings = load_settings(
+            env={},
+            provider="sim",
+            suites=(suite,),
+            cache_dir=f"{tmp}/cache",
+            concurrency=args.concurrency,
+            retries=10,
+            retry_base_delay=0.05,
+        ).with_sim(
+            latency_ms=20, jitter_ms=10, rate_429=args.rate_429, rate_500=args.rate_500, retry_after_ms=50, seed=42
+        )
         result = Runner(settings).run_sync()
         cases = list(result.cases())
     summary, served = result.summary, result.sim_stats or {}
     expected = {f"b{i:06d}": str(2 * i) for i in range(args.cases)}
     correct = sum(c["status"] == "pass" and c["response"] == expected[c["id"]] for c in cases)
-    print(json.dumps({
-        "cases": args.cases, "correct_scores": correct, "passed": summary["passed"], "errors": summary["errors"],
-        "retries_in_summary": summary["retries"], "server_requests": served.get("requests"),
-        "server_by_status": served.get("by_status"), "cases_retried": sum(c["attempts"] > 1 for c in cases),
-        "wall_seconds": summary["wall_seconds"], "exit_code": int(result.exit_code),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "cases": args.cases,
+                "correct_scores": correct,
+                "passed": summary["passed"],
+                "errors": summary["errors"],
+                "retries_in_summary": summary["retries"],
+                "server_requests": served.get("requests"),
+                "server_by_status": served.get("by_status"),
+                "cases_retried": sum(c["attempts"] > 1 for c in cases),
+                "wall_seconds": summary["wall_seconds"],
+                "exit_code": int(result.exit_code),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

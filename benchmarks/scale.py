@@ -24,16 +24,29 @@ def _suite(folder: Path, cases: int) -> Path:
     path = folder / f"suite-{cases}.jsonl"
     with path.open("w") as handle:
         for i in range(cases):
-            handle.write(json.dumps({"id": f"c{i:07d}", "category": f"cat{i % 8}", "prompt": f"What is {i}+{i}?",
-                                     "expected": str(2 * i)}) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "id": f"c{i:07d}",
+                        "category": f"cat{i % 8}",
+                        "prompt": f"What is {i}+{i}?",
+                        "expected": str(2 * i),
+                    }
+                )
+                + "\n"
+            )
     return path
 
 
 def _evalrun(folder: Path, *args: str) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of one ``evalrun eval`` process."""
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "evalrun", "eval", "sim", *args], cwd=folder,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "evalrun", "eval", "sim", *args],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
     assert os.waitstatus_to_exitcode(status) == 0, f"evalrun failed: {args}"
@@ -57,16 +70,21 @@ def main() -> None:
             for mode, flags in (("no_cache", ("--no-cache",)), ("cold_cache", ("--cache-dir", f"cache-{size}"))):
                 wall, peak = _evalrun(folder, "--suite", suite, *flags, *common)
                 rss[f"{mode}_{size}"] = peak
-                report[f"{mode}_{size}"] = {"wall_seconds": round(wall, 2), "peak_rss_mb": round(peak, 1),
-                                            "cases_per_second": round(size / wall, 1)}
+                report[f"{mode}_{size}"] = {
+                    "wall_seconds": round(wall, 2),
+                    "peak_rss_mb": round(peak, 1),
+                    "cases_per_second": round(size / wall, 1),
+                }
         large = str(folder / f"suite-{args.large}.jsonl")
         warm_wall, warm_rss = _evalrun(folder, "--suite", large, "--cache-dir", f"cache-{args.large}", *common)
         summary = json.loads((folder / "results.json").read_text())["summary"]
         assert summary["cache_hits"] == args.large, summary
         report[f"warm_cache_{args.large}"] = {
-            "wall_seconds": round(warm_wall, 2), "peak_rss_mb": round(warm_rss, 1),
+            "wall_seconds": round(warm_wall, 2),
+            "peak_rss_mb": round(warm_rss, 1),
             "cases_per_second_end_to_end": round(args.large / warm_wall, 1),
-            "engine_cases_per_second": summary["cases_per_second"]}
+            "engine_cases_per_second": summary["cases_per_second"],
+        }
         for mode in ("no_cache", "cold_cache"):
             report[f"rss_{mode}_large_over_small"] = round(rss[f"{mode}_{args.large}"] / rss[f"{mode}_{args.small}"], 3)
     print(json.dumps(report, indent=2))

@@ -49,7 +49,8 @@ def main() -> None:
             evalrun_times.append(_seconds(ours, root))
         assert json.loads((root / "results.json").read_text())["summary"]["passed"] == args.tests
     report = {
-        "tests": args.tests, "runs": args.runs,
+        "tests": args.tests,
+        "runs": args.runs,
         "pytest_seconds_median": round(statistics.median(pytest_times), 3),
         "evalrun_test_seconds_median": round(statistics.median(evalrun_times), 3),
         "ratio": round(statistics.median(evalrun_times) / statistics.median(pytest_times), 3),

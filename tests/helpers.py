@@ -15,8 +15,10 @@ def write_suite(path: Path, cases: list[dict[str, Any]]) -> Path:
 
 
 def arithmetic_cases(n: int, category: str = "math") -> list[dict[str, Any]]:
-    return [{"id": f"c{i:05d}", "category": category, "prompt": f"What is {i}+{i}?", "expected": str(2 * i)}
-            for i in range(n)]
+    return [
+        {"id": f"c{i:05d}", "category": category, "prompt": f"What is {i}+{i}?", "expected": str(2 * i)}
+        for i in range(n)
+    ]
 
 
 def local_config(path: Path, sim: SimProcess, **provider: Any) -> Path:

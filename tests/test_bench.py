@@ -15,8 +15,12 @@ def test_bench_measures_every_mode_against_the_sequential_run(tmp_path: Path, mo
     monkeypatch.chdir(tmp_path)
     report = run_bench(BenchSettings(cases=20, latency_ms=30, concurrency=5, repeats=1))
     rows = {row.mode: row for row in report.rows}
-    assert list(rows) == ["sequential, no cache", "concurrent, no cache", "concurrent, cold cache",
-                          "concurrent, warm cache"]
+    assert list(rows) == [
+        "sequential, no cache",
+        "concurrent, no cache",
+        "concurrent, cold cache",
+        "concurrent, warm cache",
+    ]
     before = rows["sequential, no cache"]
     assert before.speedup == 1.0 and before.concurrency == 1 and before.ideal_seconds == 0.6
     assert rows["concurrent, no cache"].speedup > 2 and rows["concurrent, no cache"].ideal_seconds == 0.12
@@ -29,15 +33,39 @@ def test_bench_measures_every_mode_against_the_sequential_run(tmp_path: Path, mo
 
 def test_bench_cli_compare_cache_plain_table_and_json(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVALRUN_")}
-    done = subprocess.run([sys.executable, "-m", "evalrun", "bench", "--compare-cache", "--cases", "10",
-                           "--latency-ms", "20", "--concurrency", "5", "--repeats", "2", "--output", "bench.json"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "evalrun",
+            "bench",
+            "--compare-cache",
+            "--cases",
+            "10",
+            "--latency-ms",
+            "20",
+            "--concurrency",
+            "5",
+            "--repeats",
+            "2",
+            "--output",
+            "bench.json",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     assert "\x1b[" not in done.stdout
     assert "sequential, no cache" in done.stdout and "concurrent, warm cache" in done.stdout
     assert "concurrent, no cache" not in done.stdout
     report = json.loads((tmp_path / "bench.json").read_text())
-    assert [row["mode"] for row in report["rows"]] == ["sequential, no cache", "concurrent, cold cache",
-                                                       "concurrent, warm cache"]
+    assert [row["mode"] for row in report["rows"]] == [
+        "sequential, no cache",
+        "concurrent, cold cache",
+        "concurrent, warm cache",
+    ]
     assert all(len(row["walls"]) == 2 for row in report["rows"])
     assert report["machine"]["cpus"] and report["verdict"]

@@ -16,22 +16,64 @@ from helpers import arithmetic_cases, local_config, write_suite
 
 from evalrun.sim import SimProcess
 
-CONTRACT_SUMMARY = {"total", "passed", "failed", "errors", "not_run", "pass_rate", "wall_seconds",
-                    "cases_per_second", "cache_hits", "cache_efficiency", "avg_concurrency", "peak_concurrency",
-                    "retries", "tokens", "latency_ms", "by_category"}
-CONTRACT_CASE = {"id", "category", "model", "repeat", "status", "score", "response", "assertions", "latency_ms",
-                 "tokens", "cached", "attempts", "error"}
+CONTRACT_SUMMARY = {
+    "total",
+    "passed",
+    "failed",
+    "errors",
+    "not_run",
+    "pass_rate",
+    "wall_seconds",
+    "cases_per_second",
+    "cache_hits",
+    "cache_efficiency",
+    "avg_concurrency",
+    "peak_concurrency",
+    "retries",
+    "tokens",
+    "latency_ms",
+    "by_category",
+}
+CONTRACT_CASE = {
+    "id",
+    "category",
+    "model",
+    "repeat",
+    "status",
+    "score",
+    "response",
+    "assertions",
+    "latency_ms",
+    "tokens",
+    "cached",
+    "attempts",
+    "error",
+}
 
 
-def evalrun(tmp_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60) -> \
-        subprocess.CompletedProcess[str]:
+def evalrun(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("EVALRUN_")}
-    return subprocess.run([sys.executable, "-m", "evalrun", *args], cwd=tmp_path, capture_output=True, text=True,
-                          env={**clean, **(env or {})}, timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "evalrun", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**clean, **(env or {})},
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
-def eval_local(tmp_path: Path, sim: SimProcess, cases: list[dict[str, Any]], *args: str,
-               env: dict[str, str] | None = None, **provider: Any) -> subprocess.CompletedProcess[str]:
+def eval_local(
+    tmp_path: Path,
+    sim: SimProcess,
+    cases: list[dict[str, Any]],
+    *args: str,
+    env: dict[str, str] | None = None,
+    **provider: Any,
+) -> subprocess.CompletedProcess[str]:
     local_config(tmp_path / "config.toml", sim, **provider)
     write_suite(tmp_path / "suite.jsonl", cases)
     return evalrun(tmp_path, "eval", "local", "--suite", "suite.jsonl", "--cache-dir", "cache", *args, env=env)
@@ -80,8 +122,9 @@ def test_exit_2_for_bad_flags_config_and_unknown_provider(tmp_path: Path, sim: S
 def test_exit_2_when_the_api_key_is_missing(tmp_path: Path, sim: SimProcess) -> None:
     done = eval_local(tmp_path, sim, arithmetic_cases(3), api_key_env="EVALRUN_TEST_KEY")
     assert done.returncode == 2
-    assert done.stderr.strip() == ("evalrun: EVALRUN_TEST_KEY is not set: provider 'local' needs an API key "
-                                   "(export EVALRUN_TEST_KEY=...)")
+    assert done.stderr.strip() == (
+        "evalrun: EVALRUN_TEST_KEY is not set: provider 'local' needs an API key (export EVALRUN_TEST_KEY=...)"
+    )
     assert sim.stats()["requests"] == 0
 
 
@@ -90,8 +133,12 @@ def test_exit_3_when_provider_errors_exceed_max_errors(tmp_path: Path, sim: SimP
     done = eval_local(tmp_path, sim, arithmetic_cases(3), "--retries", "0", "--output", "r.json")
     assert done.returncode == 3, done.stderr
     assert json.loads((tmp_path / "r.json").read_text())["summary"]["errors"] == 3
-    assert eval_local(tmp_path, sim, arithmetic_cases(3), "--retries", "0", "--max-errors", "3",
-                      "--min-pass-rate", "0").returncode == 0
+    assert (
+        eval_local(
+            tmp_path, sim, arithmetic_cases(3), "--retries", "0", "--max-errors", "3", "--min-pass-rate", "0"
+        ).returncode
+        == 0
+    )
 
 
 def test_exit_124_on_run_timeout_with_results_written(tmp_path: Path, sim: SimProcess) -> None:
@@ -104,8 +151,21 @@ def test_exit_124_on_run_timeout_with_results_written(tmp_path: Path, sim: SimPr
 
 def test_results_json_junit_markdown_and_events(tmp_path: Path, sim: SimProcess) -> None:
     cases = [*arithmetic_cases(6, "math"), {"id": "t1", "category": "text", "prompt": "repeat: hi", "expected": "ho"}]
-    done = eval_local(tmp_path, sim, cases, "--output", "out/results.json", "--junit", "junit.xml",
-                      "--summary-md", "summary.md", "--events", "events.jsonl", "--min-pass-rate", "0.5")
+    done = eval_local(
+        tmp_path,
+        sim,
+        cases,
+        "--output",
+        "out/results.json",
+        "--junit",
+        "junit.xml",
+        "--summary-md",
+        "summary.md",
+        "--events",
+        "events.jsonl",
+        "--min-pass-rate",
+        "0.5",
+    )
     assert done.returncode == 0, done.stderr
     document = json.loads((tmp_path / "out/results.json").read_text())
     assert set(document) == {"schema", "run", "summary", "cases"} and document["schema"] == 1
@@ -168,7 +228,7 @@ def test_cache_stats_explain_and_clear(tmp_path: Path, sim: SimProcess) -> None:
     write_suite(tmp_path / "suite.jsonl", changed)
     miss = evalrun(tmp_path, "cache", "explain", "c00001", *common, "--model", "other")
     assert miss.returncode == 0
-    assert "model: \"sim-1\" -> \"other\"" in miss.stdout and "params.temperature: added 0.5" in miss.stdout
+    assert 'model: "sim-1" -> "other"' in miss.stdout and "params.temperature: added 0.5" in miss.stdout
     stats = evalrun(tmp_path, "cache", "stats", "--cache-dir", "cache")
     assert "3 entries" in stats.stdout
     assert "removed 3 entries" in evalrun(tmp_path, "cache", "clear", "--cache-dir", "cache").stdout
@@ -179,9 +239,27 @@ def test_ctrl_c_stops_cleanly_with_exit_130_and_results_written(tmp_path: Path, 
     local_config(tmp_path / "config.toml", sim)
     write_suite(tmp_path / "suite.jsonl", arithmetic_cases(30))
     process = subprocess.Popen(
-        [sys.executable, "-m", "evalrun", "eval", "local", "--suite", "suite.jsonl", "--cache-dir", "cache",
-         "--concurrency", "10", "--output", "r.json"],
-        cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "evalrun",
+            "eval",
+            "local",
+            "--suite",
+            "suite.jsonl",
+            "--cache-dir",
+            "cache",
+            "--concurrency",
+            "10",
+            "--output",
+            "r.json",
+        ],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     assert process.stderr is not None
     assert process.stderr.readline().startswith("evalrun: 30 tasks")  # the run has started
     time.sleep(0.45)  # one wave of 10 has finished, the second is in flight

@@ -15,8 +15,18 @@ MESSAGES = [{"role": "user", "content": "What is 2+3?"}]
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("1m30s", 90.0), ("7.66s", 7.66), ("2ms", 0.002), ("1h2m3s", 3723.0), ("500us", 0.0005), ("12", 12.0),
-     ("0.5", 0.5), ("", None), ("soon", None), ("5x", None)],
+    [
+        ("1m30s", 90.0),
+        ("7.66s", 7.66),
+        ("2ms", 0.002),
+        ("1h2m3s", 3723.0),
+        ("500us", 0.0005),
+        ("12", 12.0),
+        ("0.5", 0.5),
+        ("", None),
+        ("soon", None),
+        ("5x", None),
+    ],
 )
 def test_parse_duration_reads_groq_headers(text: str, seconds: float | None) -> None:
     result = parse_duration(text)
@@ -28,11 +38,16 @@ def test_retry_delay_prefers_the_servers_word() -> None:
     assert retry_delay({"retry-after": "3"}, 1, 1.0) == pytest.approx(3.0)
     http_date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 5))
     assert 3.5 < retry_delay({"retry-after": http_date}, 1, 1.0) <= 5.0
-    groq = {"x-ratelimit-reset-requests": "2m59.56s", "x-ratelimit-reset-tokens": "7.66s",
-            "x-ratelimit-remaining-requests": "14", "x-ratelimit-remaining-tokens": "0"}
+    groq = {
+        "x-ratelimit-reset-requests": "2m59.56s",
+        "x-ratelimit-reset-tokens": "7.66s",
+        "x-ratelimit-remaining-requests": "14",
+        "x-ratelimit-remaining-tokens": "0",
+    }
     assert retry_delay(groq, 1, 1.0) == pytest.approx(7.66)  # tokens are the exhausted budget
-    assert retry_delay({"x-ratelimit-reset-requests": "1m30s", "x-ratelimit-reset-tokens": "2ms"}, 1, 1.0) == \
-        pytest.approx(0.002)
+    assert retry_delay(
+        {"x-ratelimit-reset-requests": "1m30s", "x-ratelimit-reset-tokens": "2ms"}, 1, 1.0
+    ) == pytest.approx(0.002)
     assert retry_delay({"retry-after": "3600"}, 1, 1.0) == 60.0  # capped
 
 
@@ -44,13 +59,24 @@ def test_backoff_without_headers_grows_exponentially_with_jitter() -> None:
         assert len(set(delays)) > 1
 
 
-def _complete(sim: SimProcess, retries: int = 3, api_key: str | None = None, base_url: str | None = None,
-              request_timeout: float = 5.0) -> tuple[object, list[RetryNotice]]:
+def _complete(
+    sim: SimProcess,
+    retries: int = 3,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    request_timeout: float = 5.0,
+) -> tuple[object, list[RetryNotice]]:
     notices: list[RetryNotice] = []
 
     async def go() -> object:
-        client = ProviderClient(base_url or sim.base_url, api_key, retries=retries, retry_base_delay=0.001,
-                                request_timeout=request_timeout, trust_env=False)
+        client = ProviderClient(
+            base_url or sim.base_url,
+            api_key,
+            retries=retries,
+            retry_base_delay=0.001,
+            request_timeout=request_timeout,
+            trust_env=False,
+        )
         try:
             return await client.complete("sim-1", MESSAGES, {"temperature": 0}, notices.append)
         except ProviderError as exc:

@@ -39,13 +39,15 @@ def test_legacy_environment_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("[run]\nconcurrency = 'x'\n", "invalid value 'x' for 'concurrency'"),
-     ("[run]\nbogus = 1\n", "unknown setting 'bogus'"),
-     ("[run\n", "invalid TOML"),
-     ("[providers.mine]\nmodel = 'm'\n", "needs a base_url"),
-     ("[providers.mine]\nbase_url = 'http://x'\ncolour = 1\n", "unknown setting(s): colour"),
-     ("[run]\nconcurrency = 0\n", "concurrency must be at least 1"),
-     ("[run]\nmin_pass_rate = 2\n", "min-pass-rate must be from 0 to 1")],
+    [
+        ("[run]\nconcurrency = 'x'\n", "invalid value 'x' for 'concurrency'"),
+        ("[run]\nbogus = 1\n", "unknown setting 'bogus'"),
+        ("[run\n", "invalid TOML"),
+        ("[providers.mine]\nmodel = 'm'\n", "needs a base_url"),
+        ("[providers.mine]\nbase_url = 'http://x'\ncolour = 1\n", "unknown setting(s): colour"),
+        ("[run]\nconcurrency = 0\n", "concurrency must be at least 1"),
+        ("[run]\nmin_pass_rate = 2\n", "min-pass-rate must be from 0 to 1"),
+    ],
 )
 def test_config_errors_are_one_clear_line(tmp_path: Path, text: str, message: str) -> None:
     config = tmp_path / "config.toml"
@@ -65,8 +67,9 @@ def test_own_provider_profile_and_public_settings_hold_no_key(tmp_path: Path) ->
 
 def test_category_filter_and_limit_select_cases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    suite = write_suite(tmp_path / "s.jsonl", arithmetic_cases(6, "a") + [
-        {**c, "id": f"b-{c['id']}"} for c in arithmetic_cases(4, "b")])
+    suite = write_suite(
+        tmp_path / "s.jsonl", arithmetic_cases(6, "a") + [{**c, "id": f"b-{c['id']}"} for c in arithmetic_cases(4, "b")]
+    )
 
     def pick(**flags: Any) -> list[str]:
         settings = load_settings(env={}, suites=(str(suite),), **flags)

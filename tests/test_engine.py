@@ -17,12 +17,25 @@ from evalrun.ratelimit import AimdController, TokenBucket
 from evalrun.sim import SimProcess
 
 
-def run(tmp_path: Path, sim: SimProcess, cases: list[dict[str, Any]] | None = None, observer: Any = None,
-        progress: Any = None, **overrides: Any) -> RunResult:
+def run(
+    tmp_path: Path,
+    sim: SimProcess,
+    cases: list[dict[str, Any]] | None = None,
+    observer: Any = None,
+    progress: Any = None,
+    **overrides: Any,
+) -> RunResult:
     suite = write_suite(tmp_path / "suite.jsonl", cases if cases is not None else arithmetic_cases(20))
-    settings = load_settings(local_config(tmp_path / "config.toml", sim), env={}, provider="local",
-                             suites=(str(suite),), cache_dir=str(tmp_path / "cache"), retry_base_delay=0.005,
-                             output=str(tmp_path / "results.json"), **overrides)
+    settings = load_settings(
+        local_config(tmp_path / "config.toml", sim),
+        env={},
+        provider="local",
+        suites=(str(suite),),
+        cache_dir=str(tmp_path / "cache"),
+        retry_base_delay=0.005,
+        output=str(tmp_path / "results.json"),
+        **overrides,
+    )
     runner = Runner(settings, env={})
     if observer is not None:
         runner.subscribe(observer)
@@ -54,12 +67,24 @@ def test_second_run_is_served_from_cache_even_at_another_concurrency(tmp_path: P
 
 
 def test_cache_key_changes_with_everything_that_changes_the_answer() -> None:
-    base = {"provider": "groq", "base_url": "https://x/v1", "model": "m", "category": "c",
-            "messages": [{"role": "user", "content": "hi"}], "params": {"temperature": 0}}
+    base = {
+        "provider": "groq",
+        "base_url": "https://x/v1",
+        "model": "m",
+        "category": "c",
+        "messages": [{"role": "user", "content": "hi"}],
+        "params": {"temperature": 0},
+    }
     key = cache_key(key_record(**base))
-    for change in ({"model": "m2"}, {"params": {"temperature": 0.7}}, {"params": {"temperature": 0, "seed": 1}},
-                   {"messages": [{"role": "user", "content": "hi!"}]}, {"category": "d"},
-                   {"base_url": "https://y/v1"}, {"provider": "openai"}):
+    for change in (
+        {"model": "m2"},
+        {"params": {"temperature": 0.7}},
+        {"params": {"temperature": 0, "seed": 1}},
+        {"messages": [{"role": "user", "content": "hi!"}]},
+        {"category": "d"},
+        {"base_url": "https://y/v1"},
+        {"provider": "openai"},
+    ):
         assert cache_key(key_record(**{**base, **change})) != key, change
     assert cache_key(key_record(**base, repeat=1)) != cache_key(key_record(**base, repeat=2))
     assert cache_key(key_record(**{**base, "params": {"temperature": 0}})) == key  # canonical, stable
@@ -141,8 +166,9 @@ def test_run_timeout_stops_cleanly_and_lists_what_did_not_run(tmp_path: Path, si
 def test_progress_callback_receives_the_documented_dict(tmp_path: Path, sim: SimProcess) -> None:
     seen: list[dict[str, Any]] = []
     run(tmp_path, sim, progress=seen.append)
-    assert {"status", "progress_percentage", "completed", "total", "message", "eta_seconds",
-            "eta_formatted"} <= set(seen[0])
+    assert {"status", "progress_percentage", "completed", "total", "message", "eta_seconds", "eta_formatted"} <= set(
+        seen[0]
+    )
     assert seen[0]["status"] == "running" and seen[0]["completed"] == 0
     assert seen[-1]["status"] == "completed" and seen[-1]["progress_percentage"] == 100.0
     assert seen[-1]["completed"] == seen[-1]["total"] == 20 and seen[-1]["eta_formatted"] == "00:00:00"

@@ -35,8 +35,9 @@ def test_eta_format() -> None:
 
 
 def _result(i: int, status: str = "pass") -> TaskFinished:
-    return TaskFinished(CaseResult(id=f"c{i}", category="x", model="m", repeat=0, status=status, cached=True,
-                                   latency_ms=5))
+    return TaskFinished(
+        CaseResult(id=f"c{i}", category="x", model="m", repeat=0, status=status, cached=True, latency_ms=5)
+    )
 
 
 def test_plain_display_prints_at_each_quarter_and_on_a_timer_without_ansi() -> None:
@@ -69,8 +70,13 @@ def test_rich_displays_render_a_whole_run(tmp_path: Path, sim: SimProcess) -> No
     cases = arithmetic_cases(12)
     cases[0]["expected"] = "wrong"
     suite = write_suite(tmp_path / "s.jsonl", cases)
-    settings = load_settings(local_config(tmp_path / "c.toml", sim), env={}, provider="local",
-                             suites=(str(suite),), cache_dir=str(tmp_path / "cache"))
+    settings = load_settings(
+        local_config(tmp_path / "c.toml", sim),
+        env={},
+        provider="local",
+        suites=(str(suite),),
+        cache_dir=str(tmp_path / "cache"),
+    )
     Runner(settings, env={}).subscribe(display).run_sync()
     display.close()
     screen = stream.getvalue()

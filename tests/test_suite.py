@@ -21,8 +21,19 @@ def _problems(*paths: Path) -> list[str]:
 
 
 def test_jsonl_case_becomes_messages_and_default_assertion(tmp_path: Path) -> None:
-    path = _jsonl(tmp_path, json.dumps({"id": "a", "category": "math", "prompt": "2+2?", "expected": 4,
-                                        "system": "be brief", "params": {"temperature": 0}}))
+    path = _jsonl(
+        tmp_path,
+        json.dumps(
+            {
+                "id": "a",
+                "category": "math",
+                "prompt": "2+2?",
+                "expected": 4,
+                "system": "be brief",
+                "params": {"temperature": 0},
+            }
+        ),
+    )
     [case] = load_suites([path])
     assert case.messages == ({"role": "system", "content": "be brief"}, {"role": "user", "content": "2+2?"})
     assert [(a.type, a.value) for a in case.assertions] == [("equals", "4")]
@@ -65,9 +76,11 @@ def test_yaml_list_and_mapping_with_defaults(tmp_path: Path) -> None:
 
 def test_csv_suite(tmp_path: Path) -> None:
     path = tmp_path / "suite.csv"
-    path.write_text('id,category,prompt,expected,assert\n'
-                    'a,x,What is 1+1?,2,\n'
-                    'b,y,hi,,"[{""type"": ""contains"", ""value"": ""h""}]"\n')
+    path.write_text(
+        "id,category,prompt,expected,assert\n"
+        "a,x,What is 1+1?,2,\n"
+        'b,y,hi,,"[{""type"": ""contains"", ""value"": ""h""}]"\n'
+    )
     cases = load_suites([path])
     assert [(c.id, c.category, c.assertions[0].type) for c in cases] == [("a", "x", "equals"), ("b", "y", "contains")]
 
@@ -114,8 +127,13 @@ def test_each_validation_error_names_file_and_line(tmp_path: Path, line: str, me
 
 
 def test_every_problem_is_reported_not_just_the_first(tmp_path: Path) -> None:
-    path = _jsonl(tmp_path, '{"prompt": ""}', '{"id": "a", "prompt": "p", "expected": "x"}', "{bad",
-                  '{"id": "a", "prompt": "q", "expected": "y"}')
+    path = _jsonl(
+        tmp_path,
+        '{"prompt": ""}',
+        '{"id": "a", "prompt": "p", "expected": "x"}',
+        "{bad",
+        '{"id": "a", "prompt": "q", "expected": "y"}',
+    )
     problems = _problems(path)
     assert any(p.startswith(f"{path}:1: ") for p in problems)
     assert f"{path}:3: invalid JSON" in "\n".join(problems)
@@ -156,6 +174,18 @@ def test_bundled_sample_suite_is_valid_and_broad() -> None:
     assert len(cases) >= 40
     assert len({c.category for c in cases}) >= 4
     kinds = {a.type for c in cases for a in c.assertions}
-    assert kinds >= {"equals", "contains", "icontains", "contains-any", "contains-all", "starts-with", "regex",
-                     "number", "is-json", "json-schema", "max-length", "latency"}
+    assert kinds >= {
+        "equals",
+        "contains",
+        "icontains",
+        "contains-any",
+        "contains-all",
+        "starts-with",
+        "regex",
+        "number",
+        "is-json",
+        "json-schema",
+        "max-length",
+        "latency",
+    }
     assert any(a.negate for c in cases for a in c.assertions)

@@ -53,9 +53,15 @@ def project(tmp_path: Path, **files: str) -> Path:
 
 def evalrun_test(root: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EVALRUN_", "TEST_TIMEOUT", "ENABLE_TEST"))}
-    return subprocess.run([sys.executable, "-m", "evalrun", "test", "--output", "r.json", "--junit", "j.xml", *args],
-                          cwd=root, capture_output=True, text=True, timeout=timeout, env=env,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "evalrun", "test", "--output", "r.json", "--junit", "j.xml", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def results(root: Path) -> dict[str, Any]:
@@ -69,8 +75,13 @@ def test_outcomes_pass_fail_skip_xfail_and_fixture_error(tmp_path: Path) -> None
     assert done.returncode == 1, done.stdout + done.stderr
     document = results(root)
     outcomes = {t["id"].split("::")[1]: t["outcome"] for t in document["tests"]}
-    assert outcomes == {"test_pass": "passed", "test_fail": "failed", "test_skip": "skipped",
-                        "test_xfail": "xfailed", "test_error": "error"}
+    assert outcomes == {
+        "test_pass": "passed",
+        "test_fail": "failed",
+        "test_skip": "skipped",
+        "test_xfail": "xfailed",
+        "test_error": "error",
+    }
     messages = {t["id"].split("::")[1]: t["message"] for t in document["tests"]}
     assert "one is not two" in messages["test_fail"] and "fixture exploded" in messages["test_error"]
     assert document["state"] == "failed" and document["pytest_exit_status"] == 1
@@ -99,7 +110,10 @@ def test_no_tests_is_exit_5(tmp_path: Path) -> None:
 
 
 def test_hanging_test_hits_the_timeout_cleanly(tmp_path: Path) -> None:
-    root = project(tmp_path, **{"test_hang.py": """
+    root = project(
+        tmp_path,
+        **{
+            "test_hang.py": """
         import time
 
         def test_first():
@@ -113,7 +127,9 @@ def test_hanging_test_hits_the_timeout_cleanly(tmp_path: Path) -> None:
 
         def test_never_b():
             pass
-    """})
+    """
+        },
+    )
     started = time.monotonic()
     done = evalrun_test(root, "--timeout", "3", "--grace", "5")
     elapsed = time.monotonic() - started
@@ -126,20 +142,28 @@ def test_hanging_test_hits_the_timeout_cleanly(tmp_path: Path) -> None:
     assert [t["id"] for t in document["tests"]] == ["test_hang.py::test_first"]
     junit = ET.parse(root / "j.xml").getroot()
     errors = [c.get("name") for c in junit.iter("testcase") if c.find("error") is not None]
-    skipped = [c.find("skipped").get("message") for c in junit.iter("testcase")  # type: ignore[union-attr]
-               if c.find("skipped") is not None]
+    skipped = [
+        c.find("skipped").get("message")
+        for c in junit.iter("testcase")  # type: ignore[union-attr]
+        if c.find("skipped") is not None
+    ]
     assert errors == ["test_hangs"] and skipped == ["not run", "not run"]
     assert "IN FLIGHT test_hang.py::test_hangs" in done.stdout
 
 
 def test_timeout_escalates_to_kill_when_sigint_is_not_enough(tmp_path: Path) -> None:
-    root = project(tmp_path, **{"test_stubborn.py": """
+    root = project(
+        tmp_path,
+        **{
+            "test_stubborn.py": """
         import signal, time
 
         def test_ignores_sigint():
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             time.sleep(600)
-    """})
+    """
+        },
+    )
     started = time.monotonic()
     done = evalrun_test(root, "--timeout", "2", "--grace", "1")
     assert done.returncode == 124 and time.monotonic() - started < 2 + 1 + 2 + 4
@@ -147,7 +171,10 @@ def test_timeout_escalates_to_kill_when_sigint_is_not_enough(tmp_path: Path) -> 
 
 
 def test_pytest_dying_is_exit_125(tmp_path: Path) -> None:
-    root = project(tmp_path, **{"test_die.py": """
+    root = project(
+        tmp_path,
+        **{
+            "test_die.py": """
         import os
 
         def test_before():
@@ -158,7 +185,9 @@ def test_pytest_dying_is_exit_125(tmp_path: Path) -> None:
 
         def test_after():
             pass
-    """})
+    """
+        },
+    )
     done = evalrun_test(root)
     assert done.returncode == 125
     document = results(root)
@@ -186,19 +215,25 @@ def test_with_and_without_xdist(tmp_path: Path, parallel: str | None) -> None:
 
 def test_parallel_without_xdist_says_so(tmp_path: Path) -> None:
     fake_python = tmp_path / "python"
-    fake_python.write_text(f"#!/bin/sh\nif [ \"$1\" = -c ]; then exit 1; fi\nexec {sys.executable} \"$@\"\n")
+    fake_python.write_text(f'#!/bin/sh\nif [ "$1" = -c ]; then exit 1; fi\nexec {sys.executable} "$@"\n')
     fake_python.chmod(0o755)
     done = evalrun_test(project(tmp_path, **{"test_a.py": _many(1)}), "--parallel", "2", "--python", str(fake_python))
     assert done.returncode == 2 and "--parallel needs pytest-xdist" in done.stderr
 
 
 def test_cache_replays_an_unchanged_project_and_misses_after_a_data_change(tmp_path: Path) -> None:
-    root = project(tmp_path, **{"test_data.py": """
+    root = project(
+        tmp_path,
+        **{
+            "test_data.py": """
         from pathlib import Path
 
         def test_data():
             assert Path(__file__).with_name("data.txt").read_text() == "good"
-    """, "data.txt": "good"})
+    """,
+            "data.txt": "good",
+        },
+    )
     first = evalrun_test(root, "--cache")
     assert first.returncode == 0 and results(root)["replayed"] is False
     second = evalrun_test(root, "--cache")
@@ -217,9 +252,13 @@ def test_plugin_restores_an_ignored_sigint(tmp_path: Path) -> None:
     root = project(tmp_path, **{"test_hang.py": "import time\n\ndef test_hangs():\n    time.sleep(600)\n"})
     events = root / "events.jsonl"
     process = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "evalrun.testrun.plugin", "-q"], cwd=root,
-        env={**os.environ, "EVALRUN_TEST_EVENTS": str(events)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        [sys.executable, "-m", "pytest", "-p", "evalrun.testrun.plugin", "-q"],
+        cwd=root,
+        env={**os.environ, "EVALRUN_TEST_EVENTS": str(events)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
     deadline = time.monotonic() + 20
     while "test_started" not in (events.read_text() if events.exists() else ""):
         assert time.monotonic() < deadline
@@ -231,11 +270,18 @@ def test_plugin_restores_an_ignored_sigint(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_interrupts_cleanly_with_exit_130_and_events(tmp_path: Path) -> None:
-    root = project(tmp_path, **{"test_hang.py": "import time\n\ndef test_ok():\n    pass\n\n"
-                                                "def test_hangs():\n    time.sleep(600)\n"})
+    root = project(
+        tmp_path,
+        **{"test_hang.py": "import time\n\ndef test_ok():\n    pass\n\ndef test_hangs():\n    time.sleep(600)\n"},
+    )
     process = subprocess.Popen(
-        [sys.executable, "-m", "evalrun", "test", "--output", "r.json", "--events", "events.jsonl"], cwd=root,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        [sys.executable, "-m", "evalrun", "test", "--output", "r.json", "--events", "events.jsonl"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     assert process.stderr is not None
     for line in process.stderr:
         if "tests collected" in line:

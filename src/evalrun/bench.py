@@ -78,9 +78,15 @@ class BenchReport:
     verdict: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": SCHEMA_VERSION, "settings": asdict(self.settings), "cases": self.cases,
-                "latency_ms": self.latency_ms, "machine": _machine(), "rows": [asdict(r) for r in self.rows],
-                "verdict": self.verdict}
+        return {
+            "schema": SCHEMA_VERSION,
+            "settings": asdict(self.settings),
+            "cases": self.cases,
+            "latency_ms": self.latency_ms,
+            "machine": _machine(),
+            "rows": [asdict(r) for r in self.rows],
+            "verdict": self.verdict,
+        }
 
     def write(self, path: str) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
@@ -119,20 +125,40 @@ def _generated_suite(folder: Path, cases: int) -> str:
     path = folder / f"bench-{cases}.jsonl"
     with path.open("w", encoding="utf-8") as handle:
         for i in range(cases):
-            handle.write(json.dumps({"id": f"bench-{i:07d}", "category": f"group-{i % 4}",
-                                     "prompt": f"What is {i}+{i}?", "expected": str(2 * i)}) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "id": f"bench-{i:07d}",
+                        "category": f"group-{i % 4}",
+                        "prompt": f"What is {i}+{i}?",
+                        "expected": str(2 * i),
+                    }
+                )
+                + "\n"
+            )
     return str(path)
 
 
 def _base_settings(bench: BenchSettings, suite: str) -> Settings:
-    settings = load_settings(bench.config, provider=bench.provider, suites=(suite,), progress="none",
-                             limit=bench.cases if bench.suite else None, min_pass_rate=0.0, max_errors=10**9)
+    settings = load_settings(
+        bench.config,
+        provider=bench.provider,
+        suites=(suite,),
+        progress="none",
+        limit=bench.cases if bench.suite else None,
+        min_pass_rate=0.0,
+        max_errors=10**9,
+    )
     return settings.with_sim(latency_ms=bench.latency_ms, jitter_ms=0) if settings.profile().simulated else settings
 
 
 def _run_mode(base: Settings, mode: _Mode, concurrency: int, cache_dir: str) -> tuple[RunResult, float | None]:
-    settings = replace(base, concurrency=concurrency if mode.concurrent else 1,
-                       cache="off" if mode.cache == "off" else "on", cache_dir=cache_dir)
+    settings = replace(
+        base,
+        concurrency=concurrency if mode.concurrent else 1,
+        cache="off" if mode.cache == "off" else "on",
+        cache_dir=cache_dir,
+    )
     reset_peak_rss()  # elsewhere than Linux the figure is the process's peak so far
     result = Runner(settings).run_sync()
     result.close()
@@ -150,12 +176,16 @@ def _verdict(rows: Mapping[str, BenchRow], concurrency: int) -> str:
     parts = []
     concurrent = rows.get("concurrent, no cache") or rows.get("concurrent, cold cache")
     if concurrent is not None:
-        parts.append(f"Concurrency {concurrency} ran {concurrent.speedup:.1f}x faster than one call at a time "
-                     f"(ideal {concurrency}x: {concurrent.speedup / concurrency:.0%} of it).")
+        parts.append(
+            f"Concurrency {concurrency} ran {concurrent.speedup:.1f}x faster than one call at a time "
+            f"(ideal {concurrency}x: {concurrent.speedup / concurrency:.0%} of it)."
+        )
     cold, warm = rows.get("concurrent, cold cache"), rows.get("concurrent, warm cache")
     if cold is not None and warm is not None and warm.wall_seconds > 0:
-        parts.append(f"A warm cache answered {warm.cases_per_second:,.0f} cases/s, "
-                     f"{cold.wall_seconds / warm.wall_seconds:.0f}x faster than the cold run, with no provider call.")
+        parts.append(
+            f"A warm cache answered {warm.cases_per_second:,.0f} cases/s, "
+            f"{cold.wall_seconds / warm.wall_seconds:.0f}x faster than the cold run, with no provider call."
+        )
     return " ".join(parts)
 
 
@@ -174,15 +204,24 @@ def run_bench(bench: BenchSettings, on_mode: Callable[[str, int], None] | None =
                 samples[mode.name].append(_run_mode(base, mode, bench.concurrency, cache_dir))
     first = samples[modes[0].name][0][0]
     cases = first.summary["total"]
-    latency_s = bench.latency_ms / 1000 if base.profile().simulated else \
-        statistics.median(r.summary["latency_ms"]["p50"] for r, _ in samples[modes[0].name]) / 1000
+    latency_s = (
+        bench.latency_ms / 1000
+        if base.profile().simulated
+        else statistics.median(r.summary["latency_ms"]["p50"] for r, _ in samples[modes[0].name]) / 1000
+    )
     rows = _rows(modes, samples, cases, bench.concurrency, latency_s)
-    return BenchReport(bench, cases, round(latency_s * 1000, 1), rows,
-                       _verdict({r.mode: r for r in rows}, bench.concurrency))
+    return BenchReport(
+        bench, cases, round(latency_s * 1000, 1), rows, _verdict({r.mode: r for r in rows}, bench.concurrency)
+    )
 
 
-def _rows(modes: list[_Mode], samples: Mapping[str, list[tuple[RunResult, float | None]]], cases: int,
-          concurrency: int, latency_s: float) -> tuple[BenchRow, ...]:
+def _rows(
+    modes: list[_Mode],
+    samples: Mapping[str, list[tuple[RunResult, float | None]]],
+    cases: int,
+    concurrency: int,
+    latency_s: float,
+) -> tuple[BenchRow, ...]:
     before = statistics.median(r.summary["wall_seconds"] for r, _ in samples[modes[0].name])
     rows = []
     for mode in modes:
@@ -191,13 +230,18 @@ def _rows(modes: list[_Mode], samples: Mapping[str, list[tuple[RunResult, float 
         wall = statistics.median(walls)
         ideal = _ideal(mode, cases, concurrency, latency_s)
         peaks = [peak for _, peak in runs if peak is not None]
-        rows.append(BenchRow(
-            mode=mode.name, concurrency=concurrency if mode.concurrent else 1, wall_seconds=round(wall, 4),
-            cases_per_second=round(cases / wall, 1) if wall > 0 else 0.0,
-            speedup=round(before / wall, 2) if wall > 0 else 0.0,
-            ideal_seconds=round(ideal, 3) if ideal is not None else None,
-            efficiency=round(ideal / wall, 3) if ideal is not None and wall > 0 else None,
-            cache_hits=int(statistics.median(r.summary["cache_hits"] for r, _ in runs)),
-            peak_rss_mb=round(statistics.median(peaks), 1) if peaks else None, walls=walls,
-        ))
+        rows.append(
+            BenchRow(
+                mode=mode.name,
+                concurrency=concurrency if mode.concurrent else 1,
+                wall_seconds=round(wall, 4),
+                cases_per_second=round(cases / wall, 1) if wall > 0 else 0.0,
+                speedup=round(before / wall, 2) if wall > 0 else 0.0,
+                ideal_seconds=round(ideal, 3) if ideal is not None else None,
+                efficiency=round(ideal / wall, 3) if ideal is not None and wall > 0 else None,
+                cache_hits=int(statistics.median(r.summary["cache_hits"] for r, _ in runs)),
+                peak_rss_mb=round(statistics.median(peaks), 1) if peaks else None,
+                walls=walls,
+            )
+        )
     return tuple(rows)

@@ -90,8 +90,13 @@ class ResponseCache:
         if mode != "off":
             # Eviction by size only, so that reads never write (a warm run is read-only and fast);
             # a small SQLite page cache and no memory map keep memory flat as the cache grows.
-            self._store = diskcache.Cache(str(directory), eviction_policy="least-recently-stored",
-                                          size_limit=8 * 2**30, sqlite_cache_size=2**10, sqlite_mmap_size=0)
+            self._store = diskcache.Cache(
+                str(directory),
+                eviction_policy="least-recently-stored",
+                size_limit=8 * 2**30,
+                sqlite_cache_size=2**10,
+                sqlite_mmap_size=0,
+            )
 
     @property
     def reads(self) -> bool:
@@ -134,8 +139,9 @@ class ResponseCache:
         for key in self._store.iterkeys():
             value = self._store.get(key)
             if value is not None:
-                yield CacheEntry(value["record"], ChatResponse(**value["response"]), value["case_id"],
-                                 value["stored_at"])
+                yield CacheEntry(
+                    value["record"], ChatResponse(**value["response"]), value["case_id"], value["stored_at"]
+                )
 
     def stats(self) -> dict[str, Any]:
         if self._store is None:

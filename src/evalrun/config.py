@@ -50,8 +50,9 @@ BUILTIN_PROVIDERS: dict[str, ProviderProfile] = {
     "sim": ProviderProfile("sim", model="sim-1", sim={"latency_ms": 20, "jitter_ms": 10}),
     "groq": ProviderProfile("groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY", "openai/gpt-oss-20b", rpm=30),
     "openai": ProviderProfile("openai", "https://api.openai.com/v1", "OPENAI_API_KEY", "gpt-4o-mini"),
-    "openrouter": ProviderProfile("openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY",
-                                  "openai/gpt-4o-mini"),
+    "openrouter": ProviderProfile(
+        "openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", "openai/gpt-4o-mini"
+    ),
     "ollama": ProviderProfile("ollama", "http://127.0.0.1:11434/v1", None, "llama3.2"),
 }
 
@@ -155,11 +156,30 @@ def _words(text: str) -> tuple[str, ...]:
 
 #: Settings that may come from ``EVALRUN_<NAME>`` and ``[run]``, with how to read them from text.
 _SCALARS: dict[str, Callable[[str], Any]] = {
-    "provider": str, "concurrency": _integer, "rpm": _integer, "tpm": _integer, "cache": _cache_mode,
-    "cache_dir": str, "cache_ttl": _number, "timeout": _number, "request_timeout": _number,
-    "retries": _integer, "retry_base_delay": _number, "repeat": _integer, "filter": str, "limit": _integer,
-    "min_pass_rate": _number, "max_errors": _integer, "default_assert": str, "output": str, "junit": str,
-    "summary_md": str, "events": str, "progress": _progress_mode, "suites": _words, "models": _words,
+    "provider": str,
+    "concurrency": _integer,
+    "rpm": _integer,
+    "tpm": _integer,
+    "cache": _cache_mode,
+    "cache_dir": str,
+    "cache_ttl": _number,
+    "timeout": _number,
+    "request_timeout": _number,
+    "retries": _integer,
+    "retry_base_delay": _number,
+    "repeat": _integer,
+    "filter": str,
+    "limit": _integer,
+    "min_pass_rate": _number,
+    "max_errors": _integer,
+    "default_assert": str,
+    "output": str,
+    "junit": str,
+    "summary_md": str,
+    "events": str,
+    "progress": _progress_mode,
+    "suites": _words,
+    "models": _words,
     "categories": _words,
 }
 _ALIASES = {"suite": "suites", "model": "models", "category": "categories"}
@@ -219,8 +239,10 @@ def _profile(path: Path, name: str, table: Any) -> ProviderProfile:
     sim = {**base.sim, **extra} if (base.simulated or table.get("simulated")) else {}
     unknown_sim = set(sim) - _SIM_FIELDS
     if unknown_sim:
-        raise ConfigError(f"{path}: [providers.{name}] unknown simulated-provider setting(s): "
-                          f"{', '.join(sorted(unknown_sim))} (known: {', '.join(sorted(_SIM_FIELDS))})")
+        raise ConfigError(
+            f"{path}: [providers.{name}] unknown simulated-provider setting(s): "
+            f"{', '.join(sorted(unknown_sim))} (known: {', '.join(sorted(_SIM_FIELDS))})"
+        )
     profile = replace(base, **known, sim=sim)
     if not profile.simulated and not profile.base_url:
         raise ConfigError(f"{path}: [providers.{name}] needs a base_url")

@@ -52,7 +52,10 @@ class Completer(Protocol):
     """What the engine needs of a provider client."""
 
     async def complete(
-        self, model: str, messages: Any, params: Mapping[str, Any],
+        self,
+        model: str,
+        messages: Any,
+        params: Mapping[str, Any],
         on_retry: Callable[[RetryNotice], None] | None = None,
     ) -> tuple[ChatResponse, int]: ...
 
@@ -72,20 +75,32 @@ def _scored(task: Task, response: ChatResponse, cached: bool, attempts: int) -> 
     case = task.case
     passed, score, checks = score_case(case.assertions, response.text, response.latency_ms, case.threshold)
     return CaseResult(
-        id=case.id, category=case.category, model=task.model, repeat=task.repeat,
-        status="pass" if passed else "fail", score=score, response=response.text,
-        assertions=[{"type": c.type, "pass": c.passed, "score": round(c.score, 6), "reason": c.reason}
-                    for c in checks],
+        id=case.id,
+        category=case.category,
+        model=task.model,
+        repeat=task.repeat,
+        status="pass" if passed else "fail",
+        score=score,
+        response=response.text,
+        assertions=[{"type": c.type, "pass": c.passed, "score": round(c.score, 6), "reason": c.reason} for c in checks],
         latency_ms=response.latency_ms,
         tokens={"prompt": response.prompt_tokens, "completion": response.completion_tokens},
-        cached=cached, attempts=attempts,
+        cached=cached,
+        attempts=attempts,
     )
 
 
 def _unfinished(task: Task, status: str, error: str | None = None, attempts: int = 0) -> CaseResult:
     case = task.case
-    return CaseResult(id=case.id, category=case.category, model=task.model, repeat=task.repeat,
-                      status=status, error=error, attempts=attempts)
+    return CaseResult(
+        id=case.id,
+        category=case.category,
+        model=task.model,
+        repeat=task.repeat,
+        status=status,
+        error=error,
+        attempts=attempts,
+    )
 
 
 @dataclass
@@ -98,15 +113,23 @@ class _RunState:
 def task_record(task: Task, options: EngineOptions) -> dict[str, Any]:
     """The cache key record of a task (the repeat index counts only when the run repeats)."""
     case = task.case
-    return key_record(options.provider, options.cache_base_url, task.model, case.messages, case.params,
-                      case.category, task.repeat if options.repeat_count > 1 else None)
+    return key_record(
+        options.provider,
+        options.cache_base_url,
+        task.model,
+        case.messages,
+        case.params,
+        case.category,
+        task.repeat if options.repeat_count > 1 else None,
+    )
 
 
 class Engine:
     """Runs tasks against one provider client and one cache, emitting events as it goes."""
 
-    def __init__(self, client: Completer, cache: ResponseCache, options: EngineOptions,
-                 emit: Callable[[Event], None]) -> None:
+    def __init__(
+        self, client: Completer, cache: ResponseCache, options: EngineOptions, emit: Callable[[Event], None]
+    ) -> None:
         self._client = client
         self._cache = cache
         self._options = options
@@ -202,8 +225,7 @@ class Engine:
             await self._tpm.take(estimate)
 
         def on_retry(notice: RetryNotice) -> None:
-            self._emit(RetryScheduled(case.id, task.model, notice.attempt, notice.delay, notice.reason,
-                                      notice.status))
+            self._emit(RetryScheduled(case.id, task.model, notice.attempt, notice.delay, notice.reason, notice.status))
             if notice.status == 429 and self._aimd.on_rate_limited():
                 self._set_limit("rate limited (429)")
 
@@ -221,4 +243,3 @@ class Engine:
     def _set_limit(self, reason: str) -> None:
         self._limiter.total_tokens = self._aimd.limit
         self._emit(ConcurrencyChanged(self._aimd.limit, reason))
-

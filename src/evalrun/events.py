@@ -14,8 +14,15 @@ from typing import Any
 from .results import CaseResult
 
 __all__ = [
-    "CacheHit", "ConcurrencyChanged", "Event", "Observer", "RetryScheduled", "RunFinished",
-    "RunStarted", "TaskFinished", "TaskStarted",
+    "CacheHit",
+    "ConcurrencyChanged",
+    "Event",
+    "Observer",
+    "RetryScheduled",
+    "RunFinished",
+    "RunStarted",
+    "TaskFinished",
+    "TaskStarted",
 ]
 
 
@@ -96,7 +103,11 @@ def event_name(event: Event) -> str:
 
 
 _NAMES: dict[type, str] = {
-    RunStarted: "run_started", TaskStarted: "task_started", CacheHit: "cache_hit",
-    RetryScheduled: "retry_scheduled", ConcurrencyChanged: "concurrency_changed",
-    TaskFinished: "task_finished", RunFinished: "run_finished",
+    RunStarted: "run_started",
+    TaskStarted: "task_started",
+    CacheHit: "cache_hit",
+    RetryScheduled: "retry_scheduled",
+    ConcurrencyChanged: "concurrency_changed",
+    TaskFinished: "task_finished",
+    RunFinished: "run_finished",
 }

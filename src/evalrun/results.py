@@ -45,10 +45,19 @@ class CaseResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "category": self.category, "model": self.model, "repeat": self.repeat,
-            "status": self.status, "score": self.score, "response": self.response,
-            "assertions": self.assertions, "latency_ms": round(self.latency_ms, 3), "tokens": self.tokens,
-            "cached": self.cached, "attempts": self.attempts, "error": self.error,
+            "id": self.id,
+            "category": self.category,
+            "model": self.model,
+            "repeat": self.repeat,
+            "status": self.status,
+            "score": self.score,
+            "response": self.response,
+            "assertions": self.assertions,
+            "latency_ms": round(self.latency_ms, 3),
+            "tokens": self.tokens,
+            "cached": self.cached,
+            "attempts": self.attempts,
+            "error": self.error,
         }
 
 
@@ -70,8 +79,10 @@ def build_summary(metrics: RunMetrics) -> dict[str, Any]:
         "peak_concurrency": metrics.peak_inflight,
         "retries": metrics.retries,
         "tokens": {"prompt": metrics.prompt_tokens, "completion": metrics.completion_tokens},
-        "latency_ms": {"p50": round(metrics.latency.percentile(0.5), 1),
-                       "p95": round(metrics.latency.percentile(0.95), 1)},
+        "latency_ms": {
+            "p50": round(metrics.latency.percentile(0.5), 1),
+            "p95": round(metrics.latency.percentile(0.95), 1),
+        },
         "by_category": {
             name: {"total": c.total, "passed": c.passed, "pass_rate": round(c.pass_rate, 6)}
             for name, c in sorted(metrics.by_category.items())
@@ -136,14 +147,17 @@ def _failure_text(record: Mapping[str, Any]) -> str:
 
 def _write_junit(handle: IO[str], summary: Mapping[str, Any], spool: CaseSpool) -> None:
     handle.write('<?xml version="1.0" encoding="UTF-8"?>\n')
-    attrs = (f'name="evalrun" tests="{summary["total"]}" failures="{summary["failed"]}" '
-             f'errors="{summary["errors"]}" skipped="{summary["not_run"]}" time="{summary["wall_seconds"]}"')
+    attrs = (
+        f'name="evalrun" tests="{summary["total"]}" failures="{summary["failed"]}" '
+        f'errors="{summary["errors"]}" skipped="{summary["not_run"]}" time="{summary["wall_seconds"]}"'
+    )
     handle.write(f"<testsuites {attrs}>\n<testsuite {attrs}>\n")
     for record in spool.records():
         name = f"{record['id']} [{record['model']}]" + (f" #{record['repeat']}" if record["repeat"] else "")
         time_s = record["latency_ms"] / 1000
-        handle.write(f'  <testcase classname={quoteattr(record["category"])} name={quoteattr(name)} '
-                     f'time="{time_s:.3f}"')
+        handle.write(
+            f'  <testcase classname={quoteattr(record["category"])} name={quoteattr(name)} time="{time_s:.3f}"'
+        )
         status = record["status"]
         if status == "pass":
             handle.write("/>\n")
@@ -161,8 +175,9 @@ def _md_counts_rows(rows: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return [f"| {name} | {c['total']} | {c['passed']} | {c['pass_rate']:.1%} |" for name, c in rows.items()]
 
 
-def _write_markdown(handle: IO[str], run: Mapping[str, Any], summary: Mapping[str, Any], spool: CaseSpool,
-                    state: str, exit_code: int) -> None:
+def _write_markdown(
+    handle: IO[str], run: Mapping[str, Any], summary: Mapping[str, Any], spool: CaseSpool, state: str, exit_code: int
+) -> None:
     s = summary
     verdict = "passed" if exit_code == 0 else f"did not pass, exit code {exit_code}"
     lines = [

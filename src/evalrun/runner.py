@@ -80,8 +80,15 @@ def engine_options(settings: Settings) -> EngineOptions:
     profile = settings.profile()
     # The simulated provider's answers do not depend on the port it happens to listen on.
     cache_url = SIM_CACHE_URL if profile.simulated else profile.base_url
-    return EngineOptions(settings.provider, cache_url, settings.concurrency, settings.rpm or profile.rpm,
-                         settings.tpm or profile.tpm, settings.repeat, settings.timeout)
+    return EngineOptions(
+        settings.provider,
+        cache_url,
+        settings.concurrency,
+        settings.rpm or profile.rpm,
+        settings.tpm or profile.tpm,
+        settings.repeat,
+        settings.timeout,
+    )
 
 
 def cache_record_for(settings: Settings, case: Case) -> list[dict[str, Any]]:
@@ -107,8 +114,9 @@ class _Throttled:
 class Runner:
     """One evaluation run. Settings come as a ``Settings`` or as keyword overrides of the defaults."""
 
-    def __init__(self, settings: Settings | None = None, *, env: Mapping[str, str] | None = None,
-                 **overrides: Any) -> None:
+    def __init__(
+        self, settings: Settings | None = None, *, env: Mapping[str, str] | None = None, **overrides: Any
+    ) -> None:
         self.settings = settings if settings is not None else load_settings(env=env, **overrides)
         self._env = os.environ if env is None else env
         self._observers: list[Observer] = []
@@ -129,8 +137,7 @@ class Runner:
         """Everything that can fail before a request: suites, selection, API key, paths. Idempotent."""
         if self._plan is None:
             settings = self.settings
-            plan = plan_suites(settings.suite_paths(), settings.default_assert, case_selector(settings),
-                               settings.limit)
+            plan = plan_suites(settings.suite_paths(), settings.default_assert, case_selector(settings), settings.limit)
             if not plan.total:
                 raise ConfigError("no case matches the --category/--filter/--limit given")
             self._api_key()
@@ -144,8 +151,10 @@ class Runner:
             return None
         key = self._env.get(profile.api_key_env)
         if not key:
-            raise ConfigError(f"{profile.api_key_env} is not set: provider '{profile.name}' needs an API key "
-                              f"(export {profile.api_key_env}=...)")
+            raise ConfigError(
+                f"{profile.api_key_env} is not set: provider '{profile.name}' needs an API key "
+                f"(export {profile.api_key_env}=...)"
+            )
         return key
 
     def _tasks(self, plan: SuitePlan) -> Iterator[Task]:
@@ -172,9 +181,15 @@ class Runner:
                 base_url = sim.base_url
             cache = ResponseCache(settings.cache_dir, settings.cache, settings.cache_ttl)
             stack.callback(cache.close)
-            client = ProviderClient(base_url, self._api_key(), concurrency=settings.concurrency,
-                                    request_timeout=settings.request_timeout, retries=settings.retries,
-                                    retry_base_delay=settings.retry_base_delay, trust_env=not profile.simulated)
+            client = ProviderClient(
+                base_url,
+                self._api_key(),
+                concurrency=settings.concurrency,
+                request_timeout=settings.request_timeout,
+                retries=settings.retries,
+                retry_base_delay=settings.retry_base_delay,
+                trust_env=not profile.simulated,
+            )
             try:
                 result = await self._run_engine(plan, client, cache, stack, handle_signals)
             finally:
@@ -184,8 +199,14 @@ class Runner:
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _run_engine(self, plan: SuitePlan, client: ProviderClient, cache: ResponseCache,
-                          stack: contextlib.ExitStack, handle_signals: bool) -> RunResult:
+    async def _run_engine(
+        self,
+        plan: SuitePlan,
+        client: ProviderClient,
+        cache: ResponseCache,
+        stack: contextlib.ExitStack,
+        handle_signals: bool,
+    ) -> RunResult:
         settings = self.settings
         metrics, spool = RunMetrics(), CaseSpool()
         observers: list[Observer] = [metrics, _spooler(spool)]
@@ -204,22 +225,48 @@ class Runner:
         started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         per_case = len(settings.model_names()) * settings.repeat
         categories = {name: count * per_case for name, count in plan.categories.items()}
-        emit(RunStarted(run_id, settings.provider, settings.model_names(), plan.total * per_case,
-                        settings.concurrency, categories))
+        emit(
+            RunStarted(
+                run_id,
+                settings.provider,
+                settings.model_names(),
+                plan.total * per_case,
+                settings.concurrency,
+                categories,
+            )
+        )
         state = await _run_watching_signals(engine, self._tasks(plan), handle_signals)
         summary = build_summary(metrics)
-        run = {"id": run_id, "provider": settings.provider, "models": list(settings.model_names()),
-               "suites": list(settings.suite_paths()), "started_at": started_at, "settings": settings.public()}
+        run = {
+            "id": run_id,
+            "provider": settings.provider,
+            "models": list(settings.model_names()),
+            "suites": list(settings.suite_paths()),
+            "started_at": started_at,
+            "settings": settings.public(),
+        }
         code = for_run(state, summary, settings.min_pass_rate, settings.max_errors)
-        write_reports(spool, run, summary, output=settings.output, junit=settings.junit,
-                      summary_md=settings.summary_md, state=state, exit_code=int(code))
+        write_reports(
+            spool,
+            run,
+            summary,
+            output=settings.output,
+            junit=settings.junit,
+            summary_md=settings.summary_md,
+            state=state,
+            exit_code=int(code),
+        )
         return RunResult(run, summary, state, code, metrics, spool)
 
 
 def _check_writable(settings: Settings) -> None:
     """Fail before the first request, not after the last, when a results file cannot be written."""
-    for flag, path in (("--output", settings.output), ("--junit", settings.junit),
-                       ("--summary-md", settings.summary_md), ("--events", settings.events)):
+    for flag, path in (
+        ("--output", settings.output),
+        ("--junit", settings.junit),
+        ("--summary-md", settings.summary_md),
+        ("--events", settings.events),
+    ):
         if not path:
             continue
         folder = os.path.dirname(os.path.abspath(path))

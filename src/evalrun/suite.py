@@ -25,8 +25,16 @@ from .errors import SuiteError
 __all__ = ["Case", "SuiteError", "SuitePlan", "load_suites", "plan_suites"]
 
 _CASE_KEYS = (
-    "id", "category", "prompt", "messages", "system", "expected", "assert", "params",
-    "threshold", "metadata",
+    "id",
+    "category",
+    "prompt",
+    "messages",
+    "system",
+    "expected",
+    "assert",
+    "params",
+    "threshold",
+    "metadata",
 )
 _ROLES = {"system", "user", "assistant", "tool", "developer"}
 _DEFAULT_CATEGORY = "default"
@@ -94,8 +102,9 @@ def _read_yaml(path: Path, handle: IO[str], problems: list[str]) -> Iterator[_Ra
         unknown = set(top) - {"defaults", "cases"}
         if unknown or "cases" not in top:
             what = f"unknown key(s) {', '.join(sorted(unknown))}" if unknown else "no 'cases:'"
-            problems.append(f"{path}:{root.start_mark.line + 1}: a suite mapping needs 'cases:' "
-                            f"and optionally 'defaults:' ({what})")
+            problems.append(
+                f"{path}:{root.start_mark.line + 1}: a suite mapping needs 'cases:' and optionally 'defaults:' ({what})"
+            )
             return
         defaults_node = top.get("defaults")
         if defaults_node is not None:
@@ -142,8 +151,7 @@ def _read_csv(path: Path, handle: IO[str], problems: list[str]) -> Iterator[_Raw
         yield _Raw(data, where)
 
 
-_READERS = {".jsonl": _read_jsonl, ".json": _read_jsonl, ".yaml": _read_yaml, ".yml": _read_yaml,
-            ".csv": _read_csv}
+_READERS = {".jsonl": _read_jsonl, ".json": _read_jsonl, ".yaml": _read_yaml, ".yml": _read_yaml, ".csv": _read_csv}
 
 
 def _unknown_key_message(key: str) -> str:
@@ -317,8 +325,12 @@ class SuitePlan:
                 yield case
 
 
-def plan_suites(paths: Iterable[str | Path], default_assert: str = "equals",
-                select: Callable[[Case], bool] | None = None, limit: int | None = None) -> SuitePlan:
+def plan_suites(
+    paths: Iterable[str | Path],
+    default_assert: str = "equals",
+    select: Callable[[Case], bool] | None = None,
+    limit: int | None = None,
+) -> SuitePlan:
     """Validate suites and size the selection; raise ``SuiteError`` listing every problem."""
     names = tuple(map(str, paths))
     problems: list[str] = []

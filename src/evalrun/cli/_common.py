@@ -28,4 +28,3 @@ def user_errors() -> Iterator[None]:
         raise fail(exc.problems) from None
     except ConfigError as exc:
         raise fail([str(exc)]) from None
-

@@ -11,7 +11,9 @@ from ._common import user_errors
 
 
 def bench_command(
-    compare_cache: Annotated[bool, typer.Option("--compare-cache", help="Only the before, cold-cache and warm-cache runs.")] = False,
+    compare_cache: Annotated[
+        bool, typer.Option("--compare-cache", help="Only the before, cold-cache and warm-cache runs.")
+    ] = False,
     cases: Annotated[int, typer.Option(min=1, help="Cases in the generated suite (or the first N of --suite).")] = 100,
     latency_ms: Annotated[float, typer.Option(min=0, help="Latency of the simulated provider.")] = 100.0,
     concurrency: Annotated[int, typer.Option(min=1, help="Concurrency of the concurrent modes.")] = 10,
@@ -28,8 +30,11 @@ def bench_command(
     settings = BenchSettings(cases, latency_ms, concurrency, repeats, compare_cache, provider, suite, config)
     if provider != "sim":
         modes = 3 if compare_cache else 4
-        print(f"evalrun bench: warning: '{provider}' is a real provider; this makes up to "
-              f"{cases * (modes - 1) * repeats:,} paid calls", file=sys.stderr)
+        print(
+            f"evalrun bench: warning: '{provider}' is a real provider; this makes up to "
+            f"{cases * (modes - 1) * repeats:,} paid calls",
+            file=sys.stderr,
+        )
 
     def announce(mode: str, repeat: int) -> None:
         print(f"evalrun bench: {mode} (run {repeat + 1}/{repeats})", file=sys.stderr, flush=True)

@@ -72,8 +72,14 @@ def explain(
     from ..suite import load_suites
 
     with user_errors():
-        settings = load_settings(config, provider=provider, suites=tuple(suite or ()),
-                                 models=(model,) if model else (), cache_dir=cache_dir, repeat=repeat)
+        settings = load_settings(
+            config,
+            provider=provider,
+            suites=tuple(suite or ()),
+            models=(model,) if model else (),
+            cache_dir=cache_dir,
+            repeat=repeat,
+        )
         cases = {case.id: case for case in load_suites(settings.suite_paths(), settings.default_assert)}
     if case_id not in cases:
         raise fail([f"no case '{case_id}' in {', '.join(settings.suite_paths())}"])

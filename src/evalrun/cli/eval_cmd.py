@@ -21,28 +21,60 @@ _REPORT = "Reports"
 
 def eval_command(
     provider: Annotated[str | None, typer.Argument(help="Provider profile (config.toml): sim, groq, openai…")] = None,
-    suite: Annotated[list[str] | None, typer.Option("--suite", "-s", help="Suite file (repeatable); default: the bundled sample.", rich_help_panel=_RUN)] = None,
-    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Model (repeatable); default: the profile's.", rich_help_panel=_RUN)] = None,
-    concurrency: Annotated[int | None, typer.Option("--concurrency", "-c", help="Most calls in flight at once.", rich_help_panel=_RUN)] = None,
+    suite: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--suite", "-s", help="Suite file (repeatable); default: the bundled sample.", rich_help_panel=_RUN
+        ),
+    ] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", "-m", help="Model (repeatable); default: the profile's.", rich_help_panel=_RUN),
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", "-c", help="Most calls in flight at once.", rich_help_panel=_RUN)
+    ] = None,
     rpm: Annotated[int | None, typer.Option(help="Client-side requests per minute.", rich_help_panel=_RUN)] = None,
     tpm: Annotated[int | None, typer.Option(help="Client-side tokens per minute.", rich_help_panel=_RUN)] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.", rich_help_panel=_RUN)] = False,
-    refresh: Annotated[bool, typer.Option("--refresh", help="Write the cache but do not read it.", rich_help_panel=_RUN)] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Neither read nor write the cache.", rich_help_panel=_RUN)
+    ] = False,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Write the cache but do not read it.", rich_help_panel=_RUN)
+    ] = False,
     cache_dir: Annotated[str | None, typer.Option(help="Cache directory.", rich_help_panel=_RUN)] = None,
-    timeout: Annotated[float | None, typer.Option(help="Seconds for the whole run (exit 124).", rich_help_panel=_RUN)] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="Seconds for the whole run (exit 124).", rich_help_panel=_RUN)
+    ] = None,
     request_timeout: Annotated[float | None, typer.Option(help="Seconds per call.", rich_help_panel=_RUN)] = None,
     retries: Annotated[int | None, typer.Option(help="Retries per call (0: none).", rich_help_panel=_RUN)] = None,
     repeat: Annotated[int | None, typer.Option(help="Run each case K times.", rich_help_panel=_RUN)] = None,
-    category: Annotated[list[str] | None, typer.Option("--category", help="Only this category (repeatable).", rich_help_panel=_SELECT)] = None,
-    filter: Annotated[str | None, typer.Option("--filter", help="Only case ids matching this regex.", rich_help_panel=_SELECT)] = None,
+    category: Annotated[
+        list[str] | None, typer.Option("--category", help="Only this category (repeatable).", rich_help_panel=_SELECT)
+    ] = None,
+    filter: Annotated[
+        str | None, typer.Option("--filter", help="Only case ids matching this regex.", rich_help_panel=_SELECT)
+    ] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N cases.", rich_help_panel=_SELECT)] = None,
-    min_pass_rate: Annotated[float | None, typer.Option(help="Exit 1 below this pass rate (default 1.0).", rich_help_panel=_REPORT)] = None,
-    max_errors: Annotated[int | None, typer.Option(help="Exit 3 above this many errors (default 0).", rich_help_panel=_REPORT)] = None,
-    output: Annotated[str | None, typer.Option("--output", "-o", help="Write results JSON here.", rich_help_panel=_REPORT)] = None,
+    min_pass_rate: Annotated[
+        float | None, typer.Option(help="Exit 1 below this pass rate (default 1.0).", rich_help_panel=_REPORT)
+    ] = None,
+    max_errors: Annotated[
+        int | None, typer.Option(help="Exit 3 above this many errors (default 0).", rich_help_panel=_REPORT)
+    ] = None,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Write results JSON here.", rich_help_panel=_REPORT)
+    ] = None,
     junit: Annotated[str | None, typer.Option(help="Write JUnit XML here.", rich_help_panel=_REPORT)] = None,
-    summary_md: Annotated[str | None, typer.Option(help="Write a Markdown summary here.", rich_help_panel=_REPORT)] = None,
-    events: Annotated[str | None, typer.Option(help="Write every event as JSON lines here.", rich_help_panel=_REPORT)] = None,
-    progress: Annotated[str | None, typer.Option(help="auto | rich | plain | json | none", rich_help_panel=_REPORT)] = None,
+    summary_md: Annotated[
+        str | None, typer.Option(help="Write a Markdown summary here.", rich_help_panel=_REPORT)
+    ] = None,
+    events: Annotated[
+        str | None, typer.Option(help="Write every event as JSON lines here.", rich_help_panel=_REPORT)
+    ] = None,
+    progress: Annotated[
+        str | None, typer.Option(help="auto | rich | plain | json | none", rich_help_panel=_REPORT)
+    ] = None,
     config: Annotated[str | None, typer.Option(help="Config file (default: ./config.toml).")] = None,
 ) -> None:
     """Run evaluation suites against a provider. Exit 0 pass, 1 below threshold, 2 bad input,
@@ -55,11 +87,29 @@ def eval_command(
     cache = "off" if no_cache else "refresh" if refresh else None
     with user_errors():
         settings = load_settings(
-            config, provider=provider, suites=tuple(suite or ()), models=tuple(model or ()),
-            concurrency=concurrency, rpm=rpm, tpm=tpm, cache=cache, cache_dir=cache_dir, timeout=timeout,
-            request_timeout=request_timeout, retries=retries, repeat=repeat, categories=tuple(category or ()),
-            filter=filter, limit=limit, min_pass_rate=min_pass_rate, max_errors=max_errors, output=output,
-            junit=junit, summary_md=summary_md, events=events, progress=progress,
+            config,
+            provider=provider,
+            suites=tuple(suite or ()),
+            models=tuple(model or ()),
+            concurrency=concurrency,
+            rpm=rpm,
+            tpm=tpm,
+            cache=cache,
+            cache_dir=cache_dir,
+            timeout=timeout,
+            request_timeout=request_timeout,
+            retries=retries,
+            repeat=repeat,
+            categories=tuple(category or ()),
+            filter=filter,
+            limit=limit,
+            min_pass_rate=min_pass_rate,
+            max_errors=max_errors,
+            output=output,
+            junit=junit,
+            summary_md=summary_md,
+            events=events,
+            progress=progress,
         )
         runner = Runner(settings)
         runner.prepare()

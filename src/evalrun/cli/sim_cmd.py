@@ -25,7 +25,9 @@ def sim_command(
     config = SimConfig(latency_ms, jitter_ms, rate_429, rate_500, rate_timeout, rate_malformed, retry_after_ms, seed)
 
     def ready(bound: int) -> None:
-        typer.echo(f"evalrun sim: http://{host}:{bound}/v1 (OpenAI) and /openai/v1 (Groq); "
-                   f"GET /stats, POST /control; Ctrl-C stops")
+        typer.echo(
+            f"evalrun sim: http://{host}:{bound}/v1 (OpenAI) and /openai/v1 (Groq); "
+            f"GET /stats, POST /control; Ctrl-C stops"
+        )
 
     serve(config, host, port, ready)

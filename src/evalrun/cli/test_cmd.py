@@ -14,13 +14,17 @@ CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 def test_command(
     ctx: typer.Context,
-    timeout: Annotated[float | None, typer.Option(help="Seconds for the whole run: SIGINT, then SIGTERM/SIGKILL (exit 124).")] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="Seconds for the whole run: SIGINT, then SIGTERM/SIGKILL (exit 124).")
+    ] = None,
     grace: Annotated[float | None, typer.Option(help="Seconds between SIGINT and SIGTERM when stopping.")] = None,
     parallel: Annotated[str | None, typer.Option(help="N or auto: run with pytest-xdist (-n).")] = None,
     output: Annotated[str | None, typer.Option("--output", "-o", help="Write results JSON here.")] = None,
     junit: Annotated[str | None, typer.Option(help="Write JUnit XML here.")] = None,
     events: Annotated[str | None, typer.Option(help="Write every event as JSON lines here.")] = None,
-    cache: Annotated[bool | None, typer.Option("--cache/--no-cache", help="Replay the last result when nothing changed.")] = None,
+    cache: Annotated[
+        bool | None, typer.Option("--cache/--no-cache", help="Replay the last result when nothing changed.")
+    ] = None,
     progress: Annotated[str, typer.Option(help="auto | rich | plain | json | none")] = "auto",
     python: Annotated[str | None, typer.Option(help="Interpreter of the project under test.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show pytest's own output live.")] = False,
@@ -33,9 +37,18 @@ def test_command(
     from ..testrun.runner import TestRunner, load_test_settings
 
     with user_errors():
-        settings = load_test_settings(pytest_args=tuple(ctx.args), timeout=timeout, grace=grace, parallel=parallel,
-                                 output=output, junit=junit, events=events, cache=cache, python=python,
-                                 verbose=verbose or None)
+        settings = load_test_settings(
+            pytest_args=tuple(ctx.args),
+            timeout=timeout,
+            grace=grace,
+            parallel=parallel,
+            output=output,
+            junit=junit,
+            events=events,
+            cache=cache,
+            python=python,
+            verbose=verbose or None,
+        )
         mode = resolve_mode(progress, sys.stderr)
         display = make_test_display("plain" if verbose and mode == "rich" else mode)
         try:

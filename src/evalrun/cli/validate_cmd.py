@@ -22,6 +22,8 @@ def validate_command(
         cases = load_suites(suites, default_assert)
     categories = Counter(case.category for case in cases)
     assertions = Counter(a.name for case in cases for a in case.assertions)
-    typer.echo(f"ok: {len(cases)} cases in {len(categories)} categories "
-               f"({', '.join(f'{k} {v}' for k, v in sorted(categories.items()))})")
+    typer.echo(
+        f"ok: {len(cases)} cases in {len(categories)} categories "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(categories.items()))})"
+    )
     typer.echo(f"assertions: {', '.join(f'{k} {v}' for k, v in sorted(assertions.items()))}")

@@ -40,8 +40,12 @@ class RichDisplay(LiveView):
         title = header("evalrun", f"{m.provider} · {', '.join(m.models)}", m.display_state)
         bar = progress_row(m.percentage, overall.done, overall.total, m.rate, "cases", m.elapsed, m.eta_seconds)
         counters = Text.assemble(
-            (f"✓ {overall.passed} passed", "green"), "  ", (f"✗ {overall.failed} failed", "red"), "  ",
-            (f"! {overall.errors} errors", "magenta"), "  ",
+            (f"✓ {overall.passed} passed", "green"),
+            "  ",
+            (f"✗ {overall.failed} failed", "red"),
+            "  ",
+            (f"! {overall.errors} errors", "magenta"),
+            "  ",
             f"cache hits {m.cache_hits}  retries {m.retries} (429s {m.rate_limited})  "
             f"in flight {m.inflight}/{m.limit}  tokens {m.prompt_tokens:,}+{m.completion_tokens:,}",
         )
@@ -53,8 +57,14 @@ class RichDisplay(LiveView):
             table.add_column(column)
         rows = sorted(self.metrics.by_category.items())
         for name, counts in rows[:_MAX_CATEGORY_ROWS]:
-            table.add_row(name, f"{counts.done}/{counts.total}", str(counts.passed), str(counts.failed),
-                          str(counts.errors), ProgressBar(total=max(counts.total, 1), completed=counts.done, width=20))
+            table.add_row(
+                name,
+                f"{counts.done}/{counts.total}",
+                str(counts.passed),
+                str(counts.failed),
+                str(counts.errors),
+                ProgressBar(total=max(counts.total, 1), completed=counts.done, width=20),
+            )
         if len(rows) > _MAX_CATEGORY_ROWS:
             table.add_row(f"… {len(rows) - _MAX_CATEGORY_ROWS} more", "", "", "", "", "")
         return table

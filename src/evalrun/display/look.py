@@ -13,17 +13,26 @@ from rich.text import Text
 
 from ..metrics import format_eta
 
-STATE_STYLE = {"starting": "cyan", "collecting": "cyan", "running": "green", "backing off": "yellow",
-               "completed": "bold green", "failed": "bold red", "timeout": "bold red", "interrupted": "bold red",
-               "error": "bold red"}
+STATE_STYLE = {
+    "starting": "cyan",
+    "collecting": "cyan",
+    "running": "green",
+    "backing off": "yellow",
+    "completed": "bold green",
+    "failed": "bold red",
+    "timeout": "bold red",
+    "interrupted": "bold red",
+    "error": "bold red",
+}
 
 
 def header(title: str, detail: str, state: str) -> Text:
     return Text.assemble((f"{title} ", "bold"), f"{detail} · ", (state, STATE_STYLE.get(state, "")))
 
 
-def progress_row(percentage: float, done: int, total: int, rate: float, unit: str, elapsed: float,
-                 eta: float | None) -> Table:
+def progress_row(
+    percentage: float, done: int, total: int, rate: float, unit: str, elapsed: float, eta: float | None
+) -> Table:
     row = Table.grid(padding=(0, 1))
     row.add_row(
         ProgressBar(total=max(total, 1), completed=min(done, max(total, 1)), width=40),
@@ -36,13 +45,18 @@ def progress_row(percentage: float, done: int, total: int, rate: float, unit: st
     return row
 
 
-
 class LiveView:
     """A rich ``Live`` that renders on its own timer (4 times a second), whatever the event rate."""
 
     def __init__(self, stream: IO[str], render: Callable[[], RenderableType], refresh_per_second: float = 4) -> None:
-        self._live = Live(console=Console(file=stream), get_renderable=render, auto_refresh=True,
-                          refresh_per_second=refresh_per_second, redirect_stdout=False, redirect_stderr=False)
+        self._live = Live(
+            console=Console(file=stream),
+            get_renderable=render,
+            auto_refresh=True,
+            refresh_per_second=refresh_per_second,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
         self._started = False
 
     def start(self) -> None:

@@ -12,18 +12,29 @@ from ..metrics import RunMetrics, format_eta
 __all__ = ["PlainDisplay", "PlainLines", "plain_progress", "progress_line"]
 
 
-def plain_progress(percentage: float, done: int, total: int, unit: str, rate: float, elapsed: float,
-                   eta: float | None, state: str) -> str:
+def plain_progress(
+    percentage: float, done: int, total: int, unit: str, rate: float, elapsed: float, eta: float | None, state: str
+) -> str:
     """The head of every plain progress line, eval or test (no rich: CI start-up stays light)."""
-    return (f"[{percentage:5.1f}%] {done}/{total} {unit} | {rate:.1f}/s | elapsed {format_eta(elapsed)}"
-            f" | ETA {format_eta(eta)} | {state}")
+    return (
+        f"[{percentage:5.1f}%] {done}/{total} {unit} | {rate:.1f}/s | elapsed {format_eta(elapsed)}"
+        f" | ETA {format_eta(eta)} | {state}"
+    )
 
 
 def progress_line(metrics: RunMetrics) -> str:
     overall = metrics.overall
     return (
-        plain_progress(metrics.percentage, overall.done, overall.total, "cases", metrics.rate, metrics.elapsed,
-                       metrics.eta_seconds, metrics.display_state)
+        plain_progress(
+            metrics.percentage,
+            overall.done,
+            overall.total,
+            "cases",
+            metrics.rate,
+            metrics.elapsed,
+            metrics.eta_seconds,
+            metrics.display_state,
+        )
         + f" | pass {overall.passed} fail {overall.failed} error {overall.errors}"
         f" | cache hits {metrics.cache_hits} | retries {metrics.retries} (429: {metrics.rate_limited})"
         f" | in flight {metrics.inflight}/{metrics.limit}"
@@ -68,8 +79,10 @@ class PlainDisplay(PlainLines):
         metrics = self.metrics
         metrics(event)
         if isinstance(event, RunStarted):
-            self.write(f"evalrun: {event.total} tasks on {event.provider} ({', '.join(event.models)}), "
-                       f"concurrency {event.concurrency}")
+            self.write(
+                f"evalrun: {event.total} tasks on {event.provider} ({', '.join(event.models)}), "
+                f"concurrency {event.concurrency}"
+            )
         elif isinstance(event, TaskFinished):
             if self.due(metrics.percentage):
                 self.write(progress_line(metrics))

@@ -20,8 +20,11 @@ def _overall(summary: Mapping[str, Any]) -> Table:
     table.add_column("value", justify="right")
     rows = [
         ("pass rate", f"{s['pass_rate']:.1%}"),
-        ("cases", f"{s['total']:,} ({s['passed']:,} passed, {s['failed']:,} failed, {s['errors']:,} errors, "
-                  f"{s['not_run']:,} not run)"),
+        (
+            "cases",
+            f"{s['total']:,} ({s['passed']:,} passed, {s['failed']:,} failed, {s['errors']:,} errors, "
+            f"{s['not_run']:,} not run)",
+        ),
         ("wall time", f"{s['wall_seconds']:.2f} s"),
         ("cases per second", f"{s['cases_per_second']:,.1f}"),
         ("cache hits", f"{s['cache_hits']:,} ({s['cache_efficiency']:.1%} efficiency)"),
@@ -40,13 +43,23 @@ def _breakdown(title: str, rows: Mapping[str, Counts]) -> Table:
     for column in (title.split()[-1], "cases", "passed", "failed", "errors", "pass rate"):
         table.add_column(column, justify="left" if column == title.split()[-1] else "right")
     for name, counts in sorted(rows.items()):
-        table.add_row(name, str(counts.total), str(counts.passed), str(counts.failed), str(counts.errors),
-                      f"{counts.pass_rate:.1%}")
+        table.add_row(
+            name,
+            str(counts.total),
+            str(counts.passed),
+            str(counts.failed),
+            str(counts.errors),
+            f"{counts.pass_rate:.1%}",
+        )
     return table
 
 
-def print_summary(summary: Mapping[str, Any], by_category: Mapping[str, Counts], by_model: Mapping[str, Counts],
-                  stream: IO[str] | None = None) -> None:
+def print_summary(
+    summary: Mapping[str, Any],
+    by_category: Mapping[str, Counts],
+    by_model: Mapping[str, Counts],
+    stream: IO[str] | None = None,
+) -> None:
     console = Console(file=stream)
     console.print(_overall(summary))
     console.print(_breakdown("By category", by_category))

@@ -35,8 +35,12 @@ class RichTestDisplay(LiveView):
         if p is None:
             return Text("")
         counts = Text.assemble(
-            (f"✓ {p.counts['passed']} passed", "green"), "  ", (f"✗ {p.counts['failed']} failed", "red"), "  ",
-            (f"! {p.counts['error']} errors", "magenta"), "  ",
+            (f"✓ {p.counts['passed']} passed", "green"),
+            "  ",
+            (f"✗ {p.counts['failed']} failed", "red"),
+            "  ",
+            (f"! {p.counts['error']} errors", "magenta"),
+            "  ",
             f"{p.counts['skipped']} skipped  {p.counts['xfailed']} xfailed  {p.counts['xpassed']} xpassed  "
             f"in flight {len(p.in_flight)}",
         )
@@ -48,7 +52,9 @@ class RichTestDisplay(LiveView):
         ]
         failures = p.failures
         if failures:
-            lines = [f"{r.outcome.upper()} {r.id}" + (f" — {r.message.splitlines()[0][:120]}" if r.message else "")
-                     for r in failures[-_PANEL_ROWS:]]
+            lines = [
+                f"{r.outcome.upper()} {r.id}" + (f" — {r.message.splitlines()[0][:120]}" if r.message else "")
+                for r in failures[-_PANEL_ROWS:]
+            ]
             parts.append(Panel("\n".join(lines), title=f"failures so far: {len(failures)}", border_style="red"))
         return Group(*parts)

@@ -15,13 +15,25 @@ _FAILURES_SHOWN = 20
 
 
 def _counts(progress: TestProgress) -> str:
-    return " ".join(f"{name} {count}" for name, count in progress.counts.items() if count or name in
-                    ("passed", "failed"))
+    return " ".join(
+        f"{name} {count}" for name, count in progress.counts.items() if count or name in ("passed", "failed")
+    )
 
 
 def test_progress_line(progress: TestProgress) -> str:
-    line = plain_progress(progress.percentage, progress.done, progress.total, "tests", progress.rate,
-                          progress.elapsed, progress.eta_seconds, progress.state) + f" | {_counts(progress)}"
+    line = (
+        plain_progress(
+            progress.percentage,
+            progress.done,
+            progress.total,
+            "tests",
+            progress.rate,
+            progress.elapsed,
+            progress.eta_seconds,
+            progress.state,
+        )
+        + f" | {_counts(progress)}"
+    )
     return line + (f" | now {progress.current}" if progress.current else "")
 
 
@@ -37,7 +49,7 @@ class PlainTestDisplay(PlainLines):
         elif kind == "collection_finished":
             self.write(f"evalrun test: {progress.total} tests collected")
         elif kind in ("test_report", "collect_error"):
-            for record in progress.failures[self._failures_told:]:
+            for record in progress.failures[self._failures_told :]:
                 self.write(f"{record.outcome.upper()}: {record.id}")
             self._failures_told = len(progress.failures)
             if progress.total and self.due(progress.percentage):
@@ -53,13 +65,17 @@ def print_test_summary(progress: TestProgress, exit_code: int, log_path: str | N
     counts = ", ".join(f"{count} {name}" for name, count in progress.counts.items() if count)
     write(f"{progress.total} tests: {counts or 'none ran'} in {progress.elapsed:.2f} s\n")
     if not progress.replayed:
-        stages = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in progress.stages().items()
-                           if seconds is not None)
+        stages = ", ".join(
+            f"{name} {seconds:.2f} s" for name, seconds in progress.stages().items() if seconds is not None
+        )
         write(f"stages: {stages}\n")
     failures = progress.failures
     for record in failures[:_FAILURES_SHOWN]:
-        write(f"  {record.outcome.upper()} {record.id}" + (f" - {record.message.splitlines()[0]}"
-                                                            if record.message else "") + "\n")
+        write(
+            f"  {record.outcome.upper()} {record.id}"
+            + (f" - {record.message.splitlines()[0]}" if record.message else "")
+            + "\n"
+        )
     if len(failures) > _FAILURES_SHOWN:
         write(f"  ... and {len(failures) - _FAILURES_SHOWN} more\n")
     for test_id in progress.in_flight:
@@ -68,5 +84,8 @@ def print_test_summary(progress: TestProgress, exit_code: int, log_path: str | N
     if not_run:
         write(f"  {not_run} tests not run\n")
     tail = f"; pytest output: {log_path}" if log_path and (failures or exit_code) else ""
-    write(f"evalrun test: {progress.state}" + (f" ({progress.message})" if progress.message and
-                                              not progress.replayed else "") + f", exit {exit_code}{tail}\n")
+    write(
+        f"evalrun test: {progress.state}"
+        + (f" ({progress.message})" if progress.message and not progress.replayed else "")
+        + f", exit {exit_code}{tail}\n"
+    )

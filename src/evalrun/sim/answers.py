@@ -17,8 +17,9 @@ __all__ = ["answer"]
 
 _NUMBER = r"-?\d+(?:\.\d+)?"
 _ARITHMETIC = re.compile(rf"({_NUMBER})\s*([-+*/x×÷^])\s*({_NUMBER})")
-_INSTRUCTION = re.compile(r"^\s*(repeat|uppercase|lowercase|reverse|count words|json keys)\s*:\s*(.*)$",
-                          re.IGNORECASE | re.DOTALL)
+_INSTRUCTION = re.compile(
+    r"^\s*(repeat|uppercase|lowercase|reverse|count words|json keys)\s*:\s*(.*)$", re.IGNORECASE | re.DOTALL
+)
 
 
 def _format(value: float) -> str:
@@ -35,8 +36,13 @@ def _arithmetic(prompt: str) -> str | None:
     if op in "/÷" and right == 0:
         return "undefined"
     ops: dict[str, Callable[[float, float], float]] = {
-        "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "x": lambda a, b: a * b,
-        "×": lambda a, b: a * b, "/": lambda a, b: a / b, "÷": lambda a, b: a / b,
+        "+": lambda a, b: a + b,
+        "-": lambda a, b: a - b,
+        "*": lambda a, b: a * b,
+        "x": lambda a, b: a * b,
+        "×": lambda a, b: a * b,
+        "/": lambda a, b: a / b,
+        "÷": lambda a, b: a / b,
         "^": lambda a, b: a ** min(b, 64),
     }
     return _format(ops[op](left, right))

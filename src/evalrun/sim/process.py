@@ -23,8 +23,7 @@ from .server import SimConfig, SimServer
 __all__ = ["SimProcess", "serve"]
 
 
-async def _serve(config: SimConfig, host: str, port: int, ready: Callable[[int], None],
-                 watch_stdin: bool) -> None:
+async def _serve(config: SimConfig, host: str, port: int, ready: Callable[[int], None], watch_stdin: bool) -> None:
     server = SimServer(config)
     await server.start(host, port)
     ready(server.port)
@@ -37,8 +36,13 @@ async def _serve(config: SimConfig, host: str, port: int, ready: Callable[[int],
     server.close()
 
 
-def serve(config: SimConfig, host: str = "127.0.0.1", port: int = 0,
-          ready: Callable[[int], None] | None = None, watch_stdin: bool = False) -> None:
+def serve(
+    config: SimConfig,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    ready: Callable[[int], None] | None = None,
+    watch_stdin: bool = False,
+) -> None:
     """Serve until interrupted (or, with ``watch_stdin``, until stdin closes)."""
     try:
         asyncio.run(_serve(config, host, port, ready or (lambda _: None), watch_stdin))
@@ -75,7 +79,8 @@ class SimProcess:
         code = "from evalrun.sim.process import _child_main; _child_main()"
         self._process = subprocess.Popen(
             [sys.executable, "-c", code, json.dumps(asdict(self.config))],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
         )
         assert self._process.stdout is not None
         line = self._process.stdout.readline()
@@ -117,6 +122,7 @@ class SimProcess:
     def __enter__(self) -> SimProcess:
         return self.start()
 
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         self.stop()

@@ -62,17 +62,31 @@ class _Stats:
         self.requests, self.peak_inflight, self.by_status, self.started = 0, self.inflight, Counter(), time.time()
 
     def as_dict(self) -> dict[str, Any]:
-        return {"requests": self.requests, "inflight": self.inflight, "peak_inflight": self.peak_inflight,
-                "by_status": dict(self.by_status), "since": self.started}
+        return {
+            "requests": self.requests,
+            "inflight": self.inflight,
+            "peak_inflight": self.peak_inflight,
+            "by_status": dict(self.by_status),
+            "since": self.started,
+        }
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests",
-            500: "Internal Server Error"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+}
 
 
 def _http_response(status: int, body: bytes, extra_headers: dict[str, str] | None = None) -> bytes:
-    head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
-            "content-type: application/json", f"content-length: {len(body)}"]
+    head = [
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
+        "content-type: application/json",
+        f"content-length: {len(body)}",
+    ]
     head += [f"{k}: {v}" for k, v in (extra_headers or {}).items()]
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
@@ -93,12 +107,16 @@ def _completion(request: dict[str, Any], request_id: int) -> bytes:
     prompt_chars = sum(len(str(m.get("content", ""))) for m in messages if isinstance(m, dict))
     usage = {"prompt_tokens": math.ceil(prompt_chars / 4), "completion_tokens": math.ceil(len(text) / 4)}
     usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-    return json.dumps({
-        "id": f"simcmpl-{request_id}", "object": "chat.completion", "created": int(time.time()),
-        "model": request.get("model", "sim"),
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
-        "usage": usage,
-    }).encode()
+    return json.dumps(
+        {
+            "id": f"simcmpl-{request_id}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": request.get("model", "sim"),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
+            "usage": usage,
+        }
+    ).encode()
 
 
 class _Connection(asyncio.Protocol):
@@ -190,8 +208,12 @@ class SimServer:
 
     def _fault(self) -> str | None:
         config, roll = self.config, self._random.random()
-        for name, rate in (("429", config.rate_429), ("500", config.rate_500),
-                           ("timeout", config.rate_timeout), ("malformed", config.rate_malformed)):
+        for name, rate in (
+            ("429", config.rate_429),
+            ("500", config.rate_500),
+            ("timeout", config.rate_timeout),
+            ("malformed", config.rate_malformed),
+        ):
             if roll < rate:
                 return name
             roll -= rate
@@ -215,8 +237,12 @@ class SimServer:
     def _chat_reply(self, body: bytes, fault: str | None) -> tuple[int, bytes, dict[str, str]]:
         if fault == "429":
             wait_ms = self.config.retry_after_ms
-            headers = {"retry-after-ms": f"{wait_ms:g}", "retry-after": str(math.ceil(wait_ms / 1000)),
-                       "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": f"{wait_ms:g}ms"}
+            headers = {
+                "retry-after-ms": f"{wait_ms:g}",
+                "retry-after": str(math.ceil(wait_ms / 1000)),
+                "x-ratelimit-remaining-requests": "0",
+                "x-ratelimit-reset-requests": f"{wait_ms:g}ms",
+            }
             return 429, _error(429, "simulated rate limit", "rate_limit_exceeded"), headers
         if fault == "500":
             return 500, _error(500, "simulated server error", "server_error"), {}

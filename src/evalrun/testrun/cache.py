@@ -20,8 +20,19 @@ from ..results import atomic_write
 
 __all__ = ["fingerprint", "load", "store"]
 
-_SKIP_DIRS = {".git", ".evalrun", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", "node_modules",
-              ".venv", "venv", ".tox", ".nox"}
+_SKIP_DIRS = {
+    ".git",
+    ".evalrun",
+    "__pycache__",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    "node_modules",
+    ".venv",
+    "venv",
+    ".tox",
+    ".nox",
+}
 _ENVIRONMENT_PROBE = (
     "import sys, importlib.metadata as m; "
     "print(sys.version); "
@@ -31,8 +42,13 @@ _ENVIRONMENT_PROBE = (
 
 def _project_files(root: Path, exclude: set[str]) -> list[str]:
     try:
-        listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                                cwd=root, capture_output=True, check=True, timeout=60).stdout
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=root,
+            capture_output=True,
+            check=True,
+            timeout=60,
+        ).stdout
         files = {name for name in listed.decode().split("\0") if name}
     except (OSError, subprocess.SubprocessError):
         files = set(_walk(root))

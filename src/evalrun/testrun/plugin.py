@@ -78,9 +78,15 @@ class EventWriter:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call" and report.outcome == "passed":
             return
-        self._write("test_report", id=report.nodeid, when=report.when, outcome=report.outcome,
-                    duration=round(report.duration, 6), xfail=hasattr(report, "wasxfail"),
-                    message=_message(report) if report.outcome != "passed" else "")
+        self._write(
+            "test_report",
+            id=report.nodeid,
+            when=report.when,
+            outcome=report.outcome,
+            duration=round(report.duration, 6),
+            xfail=hasattr(report, "wasxfail"),
+            message=_message(report) if report.outcome != "passed" else "",
+        )
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:

@@ -29,12 +29,18 @@ def build_document(progress: TestProgress, exit_code: int, command: list[str]) -
         "command": command,
         "started_at": datetime.fromtimestamp(progress.launched_at, timezone.utc).isoformat(timespec="seconds"),
         "summary": {
-            "total": progress.total, **progress.counts, "in_flight": len(in_flight), "not_run": len(not_run),
-            "duration_seconds": round(duration, 3), "tests_per_second": round(progress.rate, 2),
+            "total": progress.total,
+            **progress.counts,
+            "in_flight": len(in_flight),
+            "not_run": len(not_run),
+            "duration_seconds": round(duration, 3),
+            "tests_per_second": round(progress.rate, 2),
         },
         "stages": progress.stages(),
-        "tests": [{"id": r.id, "outcome": r.outcome, "duration": round(r.duration, 6), "message": r.message}
-                  for r in progress.records.values()],
+        "tests": [
+            {"id": r.id, "outcome": r.outcome, "duration": round(r.duration, 6), "message": r.message}
+            for r in progress.records.values()
+        ],
         "in_flight": in_flight,
         "not_run": not_run,
     }
@@ -43,8 +49,10 @@ def build_document(progress: TestProgress, exit_code: int, command: list[str]) -
 def _junit_case(handle: IO[str], test_id: str, seconds: float, child: str = "") -> None:
     path, _, name = test_id.rpartition("::")
     classname = path.replace("/", ".").removesuffix(".py") if path else test_id
-    handle.write(f"  <testcase classname={quoteattr(classname)} name={quoteattr(name or test_id)} "
-                 f'time="{seconds:.3f}"' + (f">\n    {child}\n  </testcase>\n" if child else "/>\n"))
+    handle.write(
+        f"  <testcase classname={quoteattr(classname)} name={quoteattr(name or test_id)} "
+        f'time="{seconds:.3f}"' + (f">\n    {child}\n  </testcase>\n" if child else "/>\n")
+    )
 
 
 _JUNIT_TAG = {"failed": "failure", "error": "error", "skipped": "skipped", "xfailed": "skipped"}
@@ -55,16 +63,24 @@ def _write_junit(handle: IO[str], document: Mapping[str, Any]) -> None:
     failures = s["failed"]
     errors = s["error"] + s["in_flight"]
     skipped = s["skipped"] + s["xfailed"] + s["not_run"]
-    attrs = (f'name="pytest" tests="{s["total"] or len(document["tests"])}" failures="{failures}" '
-             f'errors="{errors}" skipped="{skipped}" time="{s["duration_seconds"]}"')
+    attrs = (
+        f'name="pytest" tests="{s["total"] or len(document["tests"])}" failures="{failures}" '
+        f'errors="{errors}" skipped="{skipped}" time="{s["duration_seconds"]}"'
+    )
     handle.write(f'<?xml version="1.0" encoding="UTF-8"?>\n<testsuites {attrs}>\n<testsuite {attrs}>\n')
     for test in document["tests"]:
         tag = _JUNIT_TAG.get(test["outcome"])
         child = f"<{tag} message={quoteattr(test['message'][:1000] or test['outcome'])}/>" if tag else ""
         _junit_case(handle, test["id"], test["duration"], child)
     for test_id in document["in_flight"]:
-        _junit_case(handle, test_id, 0.0, '<error message="timeout"/>' if document["state"] == "timeout"
-                    else f"<error message={quoteattr('in flight when the run ended: ' + document['state'])}/>")
+        _junit_case(
+            handle,
+            test_id,
+            0.0,
+            '<error message="timeout"/>'
+            if document["state"] == "timeout"
+            else f"<error message={quoteattr('in flight when the run ended: ' + document['state'])}/>",
+        )
     for test_id in document["not_run"]:
         _junit_case(handle, test_id, 0.0, '<skipped message="not run"/>')
     handle.write("</testsuite>\n</testsuites>\n")

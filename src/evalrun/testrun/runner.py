@@ -196,16 +196,22 @@ class TestRunner:
             return
         probe = subprocess.run([self.settings.python, "-c", "import xdist"], capture_output=True)
         if probe.returncode != 0:
-            raise ConfigError(f"--parallel needs pytest-xdist, which {self.settings.python} does not have "
-                              "(pip install pytest-xdist)")
+            raise ConfigError(
+                f"--parallel needs pytest-xdist, which {self.settings.python} does not have (pip install pytest-xdist)"
+            )
 
     def run(self, handle_signals: bool = False) -> TestResult:
         settings = self.settings
         self._check_parallel()
         root, state_dir = Path(settings.workdir), Path(settings.workdir) / settings.state_dir
         outputs = [p for p in (settings.output, settings.junit, settings.events) if p]
-        key = test_cache.fingerprint(root, settings.python, settings.command()[3:],
-                                     [os.path.join(settings.workdir, p) for p in outputs]) if settings.cache else None
+        key = (
+            test_cache.fingerprint(
+                root, settings.python, settings.command()[3:], [os.path.join(settings.workdir, p) for p in outputs]
+            )
+            if settings.cache
+            else None
+        )
         if key is not None:
             stored = test_cache.load(state_dir, key)
             if stored is not None:
@@ -241,15 +247,25 @@ class TestRunner:
         events_path, log_path = state_dir / "last-events.jsonl", state_dir / "last-output.log"
         events_path.write_text("")
         plugin_dir = self._plugin_path(state_dir).resolve()
-        env = {**os.environ, EVENTS_VARIABLE: str(events_path.resolve()),
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(plugin_dir), os.environ.get("PYTHONPATH")]))}
+        env = {
+            **os.environ,
+            EVENTS_VARIABLE: str(events_path.resolve()),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(plugin_dir), os.environ.get("PYTHONPATH")])),
+        }
         log = None if settings.verbose else open(log_path, "w", encoding="utf-8")
         event_log = open(settings.events, "w", encoding="utf-8") if settings.events else None
         observers: list[TestObserver] = [*([EventLines(event_log)] if event_log else []), *self._observers]
         progress = TestProgress()
         try:
-            process = subprocess.Popen(settings.command(), cwd=settings.workdir, env=env, stdin=subprocess.DEVNULL,
-                                       stdout=log, stderr=subprocess.STDOUT if log else None, start_new_session=True)
+            process = subprocess.Popen(
+                settings.command(),
+                cwd=settings.workdir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT if log else None,
+                start_new_session=True,
+            )
         except OSError as exc:
             raise ConfigError(f"cannot start {settings.python}: {exc.strerror or exc}") from None
         stopper = _Stopper(process.pid, settings.grace)
@@ -263,16 +279,23 @@ class TestRunner:
                 log.close()
         code = self._conclude(progress, stopper, process.returncode)
         for observer in observers:
-            observer(progress, {"event": "run_finished", "state": progress.state, "exit_code": code,
-                                "t": progress.ended_at})
+            observer(
+                progress, {"event": "run_finished", "state": progress.state, "exit_code": code, "t": progress.ended_at}
+            )
         if event_log is not None:
             event_log.close()
         document = build_document(progress, code, settings.command())
         write_test_reports(document, settings.output, settings.junit)
         return TestResult(progress, code, document, None if settings.verbose else log_path)
 
-    def _follow(self, process: subprocess.Popen[bytes], events_path: Path, progress: TestProgress,
-                stopper: _Stopper, observers: list[TestObserver]) -> None:
+    def _follow(
+        self,
+        process: subprocess.Popen[bytes],
+        events_path: Path,
+        progress: TestProgress,
+        stopper: _Stopper,
+        observers: list[TestObserver],
+    ) -> None:
         deadline = time.monotonic() + self.settings.timeout if self.settings.timeout else None
         pending: list[str] = []
         with open(events_path, encoding="utf-8") as stream:
@@ -308,8 +331,12 @@ class TestRunner:
         return progress.exit_status
 
 
-_EXIT_MEANINGS = {2: "pytest was interrupted", 3: "pytest internal error", 4: "pytest usage error",
-                  5: "no tests were collected"}
+_EXIT_MEANINGS = {
+    2: "pytest was interrupted",
+    3: "pytest internal error",
+    4: "pytest usage error",
+    5: "no tests were collected",
+}
 
 
 class EventLines:
