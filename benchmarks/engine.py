@@ -19,31 +19,19 @@ import time
 from pathlib import Path
 
 from evalrun import Runner
-from evalrun.config import load_settings
+from evalrun.settings import load_settings
+from evalrun.sim.suites import arithmetic_cases, write_suite
 
 
 def _suite(directory: Path, cases: int) -> str:
-    path = directory / f"bench-{cases}.jsonl"
-    with path.open("w") as handle:
-        for i in range(cases):
-            handle.write(
-                json.dumps(
-                    {
-                        "id": f"b{i:06d}",
-                        "category": f"cat{i % 4}",
-                        "prompt": f"What is {i}+{i}?",
-                        "expected": str(2 * i),
-                    }
-                )
-                + "\n"
-            )
-    return str(path)
+    categories = [f"cat{k}" for k in range(4)]
+    return str(write_suite(directory / f"bench-{cases}.jsonl", arithmetic_cases(cases, categories, "b{:06d}")))
 
 
 def _run(suite: str, cache_dir: str, latency_ms: float, concurrency: int, cache: str) -> dict[str, float]:
     settings = load_settings(
         env={}, provider="sim", suites=(suite,), cache_dir=cache_dir, concurrency=concurrency, cache=cache
-    ).with_sim(latency_ms=latency_ms, jitter_ms=0)
+    ).with_provider_options(latency_ms=latency_ms, jitter_ms=0)
     summary = Runner(settings).run_sync().summary
     assert summary["passed"] == summary["total"], summary
     return {"wall": summary["wall_seconds"], "rate": summary["cases_per_second"], "hits": summary["cache_hits"]}

@@ -15,7 +15,7 @@ from pathlib import Path
 from engine import _suite
 
 from evalrun import Runner
-from evalrun.config import load_settings
+from evalrun.settings import load_settings
 
 
 def main() -> None:
@@ -35,12 +35,12 @@ def main() -> None:
             concurrency=args.concurrency,
             retries=10,
             retry_base_delay=0.05,
-        ).with_sim(
+        ).with_provider_options(
             latency_ms=20, jitter_ms=10, rate_429=args.rate_429, rate_500=args.rate_500, retry_after_ms=50, seed=42
         )
         result = Runner(settings).run_sync()
         cases = list(result.cases())
-    summary, served = result.summary, result.sim_stats or {}
+    summary, served = result.summary, result.provider_stats or {}
     expected = {f"b{i:06d}": str(2 * i) for i in range(args.cases)}
     correct = sum(c["status"] == "pass" and c["response"] == expected[c["id"]] for c in cases)
     print(

@@ -19,23 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from evalrun.sim.suites import arithmetic_cases, write_suite
+
 
 def _suite(folder: Path, cases: int) -> Path:
-    path = folder / f"suite-{cases}.jsonl"
-    with path.open("w") as handle:
-        for i in range(cases):
-            handle.write(
-                json.dumps(
-                    {
-                        "id": f"c{i:07d}",
-                        "category": f"cat{i % 8}",
-                        "prompt": f"What is {i}+{i}?",
-                        "expected": str(2 * i),
-                    }
-                )
-                + "\n"
-            )
-    return path
+    categories = [f"cat{k}" for k in range(8)]
+    return write_suite(folder / f"suite-{cases}.jsonl", arithmetic_cases(cases, categories, "c{:07d}"))
 
 
 def _evalrun(folder: Path, *args: str) -> tuple[float, float]:

@@ -7,18 +7,16 @@ from pathlib import Path
 from typing import Any
 
 from evalrun.sim import SimProcess
+from evalrun.sim.suites import arithmetic_cases as _arithmetic_cases
+from evalrun.sim.suites import write_suite as _write_suite
 
 
 def write_suite(path: Path, cases: list[dict[str, Any]]) -> Path:
-    path.write_text("".join(json.dumps(case) + "\n" for case in cases))
-    return path
+    return _write_suite(path, cases)
 
 
 def arithmetic_cases(n: int, category: str = "math") -> list[dict[str, Any]]:
-    return [
-        {"id": f"c{i:05d}", "category": category, "prompt": f"What is {i}+{i}?", "expected": str(2 * i)}
-        for i in range(n)
-    ]
+    return list(_arithmetic_cases(n, (category,)))
 
 
 def local_config(path: Path, sim: SimProcess, **provider: Any) -> Path:

@@ -207,7 +207,7 @@ def test_api_key_never_reaches_any_file_the_run_writes(tmp_path: Path, sim: SimP
 
 
 def test_validate_and_providers(tmp_path: Path) -> None:
-    from evalrun.config import BUNDLED_SUITE
+    from evalrun.settings import BUNDLED_SUITE
 
     ok = evalrun(tmp_path, "validate", BUNDLED_SUITE)
     assert ok.returncode == 0 and ok.stdout.startswith("ok: 48 cases in 5 categories")

@@ -1,4 +1,4 @@
-"""The provider client against the simulated server: real HTTP on 127.0.0.1."""
+"""The OpenAI-compatible provider against the simulated server: real HTTP on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -7,7 +7,16 @@ import time
 import anyio
 import pytest
 
-from evalrun.client import ProviderClient, ProviderError, RetryNotice, parse_duration, retry_delay
+from evalrun.providers.base import (
+    ChatResponse,
+    ClientOptions,
+    ProviderError,
+    RetryNotice,
+    backoff_delay,
+    parse_duration,
+)
+from evalrun.providers.http import HttpProvider
+from evalrun.providers.openai import DIALECT, server_delay
 from evalrun.sim import SimProcess
 
 MESSAGES = [{"role": "user", "content": "What is 2+3?"}]
@@ -31,6 +40,10 @@ MESSAGES = [{"role": "user", "content": "What is 2+3?"}]
 def test_parse_duration_reads_groq_headers(text: str, seconds: float | None) -> None:
     result = parse_duration(text)
     assert result == pytest.approx(seconds) if seconds is not None else result is None
+
+
+def retry_delay(headers: dict[str, str], attempt: int, base: float) -> float:
+    return backoff_delay(server_delay(headers), attempt, base)
 
 
 def test_retry_delay_prefers_the_servers_word() -> None:
@@ -65,18 +78,13 @@ def _complete(
     api_key: str | None = None,
     base_url: str | None = None,
     request_timeout: float = 5.0,
-) -> tuple[object, list[RetryNotice]]:
+) -> tuple[tuple[ChatResponse, int] | ProviderError, list[RetryNotice]]:
     notices: list[RetryNotice] = []
 
-    async def go() -> object:
-        client = ProviderClient(
-            base_url or sim.base_url,
-            api_key,
-            retries=retries,
-            retry_base_delay=0.001,
-            request_timeout=request_timeout,
-            trust_env=False,
-        )
+    async def go() -> tuple[ChatResponse, int] | ProviderError:
+        options = ClientOptions(retries=retries, retry_base_delay=0.001, request_timeout=request_timeout)
+        identity = {"name": "sim", "base_url": "sim://evalrun"}
+        client = HttpProvider(DIALECT, identity, base_url or sim.base_url, api_key, options)
         try:
             return await client.complete("sim-1", MESSAGES, {"temperature": 0}, notices.append)
         except ProviderError as exc:
@@ -88,7 +96,9 @@ def _complete(
 
 
 def test_a_call_reads_answer_and_usage(sim: SimProcess) -> None:
-    (response, attempts), notices = _complete(sim)  # type: ignore[misc]
+    outcome, notices = _complete(sim)
+    assert not isinstance(outcome, ProviderError)
+    response, attempts = outcome
     assert response.text == "5" and attempts == 1 and notices == []
     assert response.prompt_tokens > 0 and response.completion_tokens == 1
     assert sim.stats()["requests"] == 1
@@ -127,8 +137,9 @@ def test_retries_zero_means_one_attempt(sim: SimProcess) -> None:
 def test_intermittent_faults_end_in_success(sim: SimProcess) -> None:
     sim.control(rate_500=0.5, seed=3)
     results = [_complete(sim, retries=10)[0] for _ in range(10)]
-    assert all(r[0].text == "5" for r in results)  # type: ignore[index]
-    assert sum(r[1] for r in results) > 10  # type: ignore[index]
+    answers = [r for r in results if not isinstance(r, ProviderError)]
+    assert len(answers) == 10 and all(response.text == "5" for response, _ in answers)
+    assert sum(attempts for _, attempts in answers) > 10
 
 
 def test_client_errors_are_not_retried(sim: SimProcess) -> None:

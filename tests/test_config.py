@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 from helpers import arithmetic_cases, write_suite
 
-from evalrun.config import ConfigError, Settings, load_settings
-from evalrun.runner import case_selector
+from evalrun.plan import case_selector
+from evalrun.settings import ConfigError, Settings, load_settings
 from evalrun.suite import plan_suites
 
 
@@ -57,6 +57,63 @@ def test_config_errors_are_one_clear_line(tmp_path: Path, text: str, message: st
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
+def test_flags_env_and_file_go_through_the_same_checks_and_name_their_source(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[run]\nretries = -1\n")
+    cases: list[tuple[dict[str, Any], str, str]] = [
+        ({"config": config}, "retries must be at least 0", "[run] retries: -1"),
+        ({"env": {"EVALRUN_RETRIES": "-1"}}, "retries must be at least 0", "EVALRUN_RETRIES: '-1'"),
+        ({"retries": -1}, "retries must be at least 0", "--retries: -1"),
+        ({"env": {"MAX_CONCURRENT_REQUESTS": "0"}}, "concurrency must be at least 1", "MAX_CONCURRENT_REQUESTS"),
+        ({"concurrency": "many"}, "--concurrency: invalid value 'many' for 'concurrency'", "a whole number"),
+        ({"timeout": True}, "--timeout: invalid value True for 'timeout'", "a number"),
+        ({"progress": "fancy"}, "invalid value 'fancy' for 'progress'", "one of auto, rich, plain, json, none"),
+    ]
+    for layers, problem, source in cases:
+        kwargs: dict[str, Any] = {"env": {}}
+        kwargs.update(layers)
+        with pytest.raises(ConfigError) as info:
+            load_settings(**kwargs)
+        assert problem in str(info.value) and source in str(info.value), (layers, str(info.value))
+
+
+def test_a_typo_in_the_file_gets_a_suggestion(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[run]\nconcurency = 3\n")
+    with pytest.raises(ConfigError, match="unknown setting 'concurency' \\(did you mean 'concurrency'\\?\\)"):
+        load_settings(config, env={})
+
+
+def test_every_setting_can_be_given_as_a_flag() -> None:
+    """The typed flag layer mirrors the settings: none can drift from the other."""
+    from dataclasses import fields
+
+    from evalrun.settings import SettingsLayer, TestSettings, TestSettingsLayer
+
+    assert set(SettingsLayer.__annotations__) == {f.name for f in fields(Settings)} - {"providers"}
+    assert set(TestSettingsLayer.__annotations__) == {f.name for f in fields(TestSettings)}
+
+
+def test_provider_profiles_of_every_kind(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[providers.claude]\napi = "anthropic"\napi_key_env = "K"\nmodel = "c"\nmax_tokens = 64\n'
+        '[providers.fast]\napi = "sim"\nlatency_ms = 0\n'
+    )
+    settings = load_settings(config, env={})
+    claude, fast = settings.providers["claude"], settings.providers["fast"]
+    assert (claude.api, claude.options) == ("anthropic", {"max_tokens": 64})
+    assert (fast.api, fast.options) == ("sim", {"latency_ms": 0})
+    for table, message in (
+        ('api = "soap"', "invalid value 'soap' for 'api'"),
+        ('api = "sim"\nrate_429 = 2', "rate_429 is a share of calls, from 0 to 1"),
+        ('api = "anthropic"\nmax_tokens = 0', "max_tokens must be a positive integer"),
+    ):
+        config.write_text(f"[providers.x]\n{table}\n")
+        with pytest.raises(ConfigError, match=message):
+            load_settings(config, env={})
+
+
 def test_own_provider_profile_and_public_settings_hold_no_key(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text('[providers.mine]\nbase_url = "http://127.0.0.1:1/v1"\napi_key_env = "MINE_KEY"\nmodel = "m"\n')
@@ -73,7 +130,8 @@ def test_category_filter_and_limit_select_cases(tmp_path: Path, monkeypatch: pyt
 
     def pick(**flags: Any) -> list[str]:
         settings = load_settings(env={}, suites=(str(suite),), **flags)
-        plan = plan_suites(settings.suite_paths(), select=case_selector(settings), limit=settings.limit)
+        select = case_selector(settings.categories, settings.filter)
+        plan = plan_suites(settings.suite_paths(), select=select, limit=settings.limit)
         ids = [c.id for c in plan.cases()]
         assert plan.total == len(ids) and sum(plan.categories.values()) == len(ids)
         return ids

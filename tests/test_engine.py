@@ -11,9 +11,9 @@ from helpers import arithmetic_cases, local_config, write_suite
 
 from evalrun import Runner, RunResult
 from evalrun.cache import cache_key, key_record
-from evalrun.config import load_settings
 from evalrun.events import ConcurrencyChanged, Event
 from evalrun.ratelimit import AimdController, TokenBucket
+from evalrun.settings import load_settings
 from evalrun.sim import SimProcess
 
 
@@ -67,27 +67,41 @@ def test_second_run_is_served_from_cache_even_at_another_concurrency(tmp_path: P
 
 
 def test_cache_key_changes_with_everything_that_changes_the_answer() -> None:
-    base = {
-        "provider": "groq",
-        "base_url": "https://x/v1",
+    provider = {"name": "groq", "base_url": "https://x/v1"}
+    base: dict[str, Any] = {
         "model": "m",
         "category": "c",
         "messages": [{"role": "user", "content": "hi"}],
         "params": {"temperature": 0},
     }
-    key = cache_key(key_record(**base))
+    key = cache_key(key_record(provider, **base))
     for change in (
         {"model": "m2"},
         {"params": {"temperature": 0.7}},
         {"params": {"temperature": 0, "seed": 1}},
         {"messages": [{"role": "user", "content": "hi!"}]},
         {"category": "d"},
-        {"base_url": "https://y/v1"},
-        {"provider": "openai"},
     ):
-        assert cache_key(key_record(**{**base, **change})) != key, change
-    assert cache_key(key_record(**base, repeat=1)) != cache_key(key_record(**base, repeat=2))
-    assert cache_key(key_record(**{**base, "params": {"temperature": 0}})) == key  # canonical, stable
+        assert cache_key(key_record(provider, **{**base, **change})) != key, change
+    for other in ({"name": "groq", "base_url": "https://y/v1"}, {"name": "openai", "base_url": "https://x/v1"}):
+        assert cache_key(key_record(other, **base)) != key, other
+    assert cache_key(key_record(provider, **base, repeat=1)) != cache_key(key_record(provider, **base, repeat=2))
+    assert cache_key(key_record(provider, **{**base, "params": {"temperature": 0}})) == key  # canonical, stable
+
+
+def test_cache_key_is_the_one_earlier_versions_wrote() -> None:
+    """A warm cache stays warm across this version: the record and its hash are unchanged."""
+    messages = [{"role": "user", "content": "hi"}]
+    record = key_record({"name": "sim", "base_url": "sim://evalrun"}, "sim-1", messages, {}, "x")
+    assert record == {
+        "v": 1,
+        "provider": {"name": "sim", "base_url": "sim://evalrun"},
+        "model": "sim-1",
+        "messages": [{"role": "user", "content": "hi"}],
+        "params": {},
+        "category": "x",
+    }
+    assert cache_key(record) == "e7a84ae9d57d0a073e8ad9a316bbd128d83b35f126a4c80a859faca279775ce4"
 
 
 def test_no_cache_neither_reads_nor_writes_and_refresh_only_writes(tmp_path: Path, sim: SimProcess) -> None:
@@ -180,12 +194,12 @@ def test_token_bucket_paces_to_its_rate() -> None:
     now = [0.0]
     bucket = TokenBucket(120, clock=lambda: now[0])  # 2 a second, burst of 2
     assert bucket.wait_time(1) == 0
-    bucket._tokens = 0
+    bucket.adjust(bucket.capacity)  # spend the burst
     assert bucket.wait_time(1) == pytest.approx(0.5)
     now[0] = 0.5
     assert bucket.wait_time(1) == pytest.approx(0.0)
     now[0] = 100
-    assert bucket.wait_time(1) == 0 and bucket._tokens == bucket.capacity == 2
+    assert bucket.wait_time(1) == 0 and bucket.wait_time(2) == 0 and bucket.capacity == 2
 
 
 def test_aimd_halves_once_per_cooldown_and_climbs_back_one_by_one() -> None:

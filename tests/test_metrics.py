@@ -7,11 +7,12 @@ from pathlib import Path
 from helpers import arithmetic_cases, local_config, write_suite
 
 from evalrun import Runner
-from evalrun.config import load_settings
-from evalrun.display.plain import PlainDisplay
+from evalrun.display.eval_plain import PlainEvalDisplay
 from evalrun.events import RunFinished, RunStarted, TaskFinished
-from evalrun.metrics import LatencyHistogram, format_eta
-from evalrun.results import CaseResult
+from evalrun.metrics import LatencyHistogram
+from evalrun.progress import figures, format_eta
+from evalrun.schema import CaseResult, RunKind, RunState, Status
+from evalrun.settings import load_settings
 from evalrun.sim import SimProcess
 
 
@@ -25,7 +26,7 @@ def test_histogram_percentiles_are_within_the_stated_error() -> None:
     for fraction in (0.5, 0.95, 0.99):
         exact = ordered[int(fraction * len(ordered)) - 1]
         assert abs(histogram.percentile(fraction) - exact) / exact <= LatencyHistogram.relative_error + 1e-3
-    assert len(histogram._buckets) < 1000  # bounded, whatever the number of values
+    assert len(histogram.buckets) < 1000  # bounded, whatever the number of values
 
 
 def test_eta_format() -> None:
@@ -34,7 +35,16 @@ def test_eta_format() -> None:
     assert format_eta(None) == "--:--:--"
 
 
-def _result(i: int, status: str = "pass") -> TaskFinished:
+def test_one_progress_computation_for_every_kind_of_run() -> None:
+    halfway = figures(done=50, total=200, elapsed=12.0, working=10.0, finished=False)
+    assert (halfway.rate, halfway.eta, halfway.percentage) == (5.0, 30.0, 25.0)
+    assert figures(0, 10, 1.0, 0.0, finished=False).eta is None  # no rate yet: no guess
+    assert figures(3, 10, 1.0, 1.0, finished=True).eta == 0.0  # a stopped run has nothing left to wait for
+    assert figures(0, 0, 1.0, 0.0, finished=True).percentage == 100.0  # nothing to do, and done
+    assert figures(0, 0, 1.0, 0.0, finished=False).percentage == 0.0  # still collecting
+
+
+def _result(i: int, status: Status = Status.PASS) -> TaskFinished:
     return TaskFinished(
         CaseResult(id=f"c{i}", category="x", model="m", repeat=0, status=status, cached=True, latency_ms=5)
     )
@@ -43,12 +53,12 @@ def _result(i: int, status: str = "pass") -> TaskFinished:
 def test_plain_display_prints_at_each_quarter_and_on_a_timer_without_ansi() -> None:
     now = [0.0]
     stream = io.StringIO()
-    display = PlainDisplay(stream, interval=5.0, clock=lambda: now[0])
-    display(RunStarted("r", "sim", ("m",), 100, 4, {"x": 100}, at=0.0))
+    display = PlainEvalDisplay(stream, interval=5.0, clock=lambda: now[0])
+    display(RunStarted("r", RunKind.EVAL, 100, "sim", ("m",), 4, {"x": 100}, at=0.0))
     for i in range(100):
         now[0] = i * 0.01
-        display(_result(i, "fail" if i == 3 else "pass"))
-    display(RunFinished("completed", at=1.0))
+        display(_result(i, Status.FAIL if i == 3 else Status.PASS))
+    display(RunFinished(RunState.COMPLETED, at=1.0))
     lines = stream.getvalue().splitlines()
     assert [line.split("]")[0] for line in lines[1:-1]] == ["[ 25.0%", "[ 50.0%", "[ 75.0%", "[100.0%"]
     assert "pass 99 fail 1 error 0" in lines[-2]
@@ -61,12 +71,13 @@ def test_plain_display_prints_at_each_quarter_and_on_a_timer_without_ansi() -> N
 
 
 def test_rich_displays_render_a_whole_run(tmp_path: Path, sim: SimProcess) -> None:
-    from evalrun.display.live import RichDisplay
-    from evalrun.display.test_live import RichTestDisplay
-    from evalrun.testrun.runner import TestRunner, load_test_settings
+    from evalrun.display.eval_live import RichEvalDisplay
+    from evalrun.display.tests_live import RichTestDisplay
+    from evalrun.settings import load_test_settings
+    from evalrun.testrun.runner import TestRunner
 
     stream = io.StringIO()
-    display = RichDisplay(stream)
+    display = RichEvalDisplay(stream)
     cases = arithmetic_cases(12)
     cases[0]["expected"] = "wrong"
     suite = write_suite(tmp_path / "s.jsonl", cases)

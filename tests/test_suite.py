@@ -168,7 +168,7 @@ def test_unreadable_or_unknown_files(tmp_path: Path) -> None:
 
 
 def test_bundled_sample_suite_is_valid_and_broad() -> None:
-    from evalrun.config import BUNDLED_SUITE
+    from evalrun.settings import BUNDLED_SUITE
 
     cases = load_suites([BUNDLED_SUITE])
     assert len(cases) >= 40

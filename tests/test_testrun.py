@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
-from evalrun.testrun.runner import TestRunner, load_test_settings
+from evalrun.schema import ProgressDict, TestOutcome
+from evalrun.settings import load_test_settings
+from evalrun.testrun.runner import TestRunner, pytest_command
 
 MIXED = """
     import pytest
@@ -142,11 +144,7 @@ def test_hanging_test_hits_the_timeout_cleanly(tmp_path: Path) -> None:
     assert [t["id"] for t in document["tests"]] == ["test_hang.py::test_first"]
     junit = ET.parse(root / "j.xml").getroot()
     errors = [c.get("name") for c in junit.iter("testcase") if c.find("error") is not None]
-    skipped = [
-        c.find("skipped").get("message")
-        for c in junit.iter("testcase")  # type: ignore[union-attr]
-        if c.find("skipped") is not None
-    ]
+    skipped = [s.get("message") for c in junit.iter("testcase") if (s := c.find("skipped")) is not None]
     assert errors == ["test_hangs"] and skipped == ["not run", "not run"]
     assert "IN FLIGHT test_hang.py::test_hangs" in done.stdout
 
@@ -203,11 +201,12 @@ def _many(n: int) -> str:
 def test_with_and_without_xdist(tmp_path: Path, parallel: str | None) -> None:
     pytest.importorskip("xdist")
     root = project(tmp_path, **{"test_a.py": _many(30), "test_b.py": _many(30) + "def test_x():\n    assert 0\n"})
-    seen: list[dict[str, Any]] = []
+    seen: list[ProgressDict] = []
     settings = load_test_settings(env={}, workdir=str(root), parallel=parallel, output=str(root / "r.json"))
     result = TestRunner(settings).on_progress(seen.append, interval=0).run()
     assert result.exit_code == 1
-    assert (result.progress.total, result.progress.counts["passed"], result.progress.counts["failed"]) == (61, 60, 1)
+    counts = result.progress.counts
+    assert (result.progress.total, counts[TestOutcome.PASSED], counts[TestOutcome.FAILED]) == (61, 60, 1)
     assert ("-n" in result.document["command"]) == (parallel is not None)
     assert seen[-1]["status"] == "failed" and seen[-1]["completed"] == seen[-1]["total"] == 61
     assert {"status", "progress_percentage", "completed", "total", "message", "eta_formatted"} <= set(seen[0])
@@ -293,8 +292,8 @@ def test_ctrl_c_interrupts_cleanly_with_exit_130_and_events(tmp_path: Path) -> N
     document = results(root)
     assert document["state"] == "interrupted" and document["in_flight"] == ["test_hang.py::test_hangs"]
     kinds = [json.loads(line)["event"] for line in (root / "events.jsonl").read_text().splitlines()]
-    assert kinds[0] == "launched" and kinds[-1] == "run_finished"
-    assert {"session_start", "collection_finished", "test_started", "test_report", "session_finished"} <= set(kinds)
+    assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
+    assert {"session_started", "collection_finished", "test_started", "test_finished", "session_finished"} <= set(kinds)
 
 
 def test_settings_from_environment_and_flags() -> None:
@@ -305,8 +304,11 @@ def test_settings_from_environment_and_flags() -> None:
     assert load_test_settings(env={"ENABLE_TEST_CACHE": "1"}).cache is True
     assert load_test_settings(env={"EVALRUN_TEST_TIMEOUT": "5", "TEST_TIMEOUT": "30"}).timeout == 5.0
     assert load_test_settings(env={"TEST_TIMEOUT": "30"}, timeout=7).timeout == 7
-    with pytest.raises(ConfigError, match="TEST_TIMEOUT: invalid number"):
+    with pytest.raises(ConfigError, match=r"TEST_TIMEOUT: invalid value 'soon' for 'timeout' \(expected a number\)"):
         load_test_settings(env={"TEST_TIMEOUT": "soon"})
-    with pytest.raises(ConfigError, match="--parallel takes a number or 'auto'"):
+    with pytest.raises(ConfigError, match=r"--parallel: invalid value 'many' .* a number of workers or 'auto'"):
         load_test_settings(env={}, parallel="many")
-    assert load_test_settings(env={}, parallel="auto").command()[3:7] == ["-p", "evalrun_pytest_events", "-n", "auto"]
+    with pytest.raises(ConfigError, match="timeout must be greater than 0"):
+        load_test_settings(env={}, timeout=0)
+    command = pytest_command(load_test_settings(env={}, parallel="auto"))
+    assert command[3:7] == ["-p", "evalrun_pytest_events", "-n", "auto"]

@@ -2,6 +2,7 @@
 
 The public API is re-exported here and imported lazily, so that ``evalrun --help`` and the
 simulated provider's child process start without loading the HTTP and cache stacks.
+CONTRIBUTING.md in the repository maps the modules behind it.
 """
 
 from __future__ import annotations
@@ -9,48 +10,56 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
 _EXPORTS = {
     "Runner": "runner",
     "RunResult": "runner",
-    "Settings": "config",
-    "ConfigError": "config",
-    "load_settings": "config",
+    "Settings": "settings",
+    "TestSettings": "settings",
+    "ConfigError": "errors",
+    "SuiteError": "errors",
+    "load_settings": "settings",
+    "load_test_settings": "settings",
     "Case": "suite",
-    "SuiteError": "suite",
     "load_suites": "suite",
-    "CaseResult": "results",
+    "CaseResult": "schema",
+    "RunState": "schema",
+    "Status": "schema",
     "RunMetrics": "metrics",
     "ExitCode": "exitcodes",
-    "ProviderClient": "client",
-    "ProviderError": "client",
+    "ProviderProfile": "providers",
+    "ProviderError": "providers",
+    "ChatResponse": "providers",
     "ResponseCache": "cache",
+    "Scorer": "scoring",
+    "Verdict": "scoring",
     "SimProcess": "sim",
     "SimConfig": "sim",
     "TestRunner": "testrun.runner",
-    "TestSettings": "testrun.runner",
     "TestResult": "testrun.runner",
-    "load_test_settings": "testrun.runner",
 }
 __all__ = [
     "Case",
     "CaseResult",
+    "ChatResponse",
     "ConfigError",
     "ExitCode",
-    "ProviderClient",
     "ProviderError",
+    "ProviderProfile",
     "ResponseCache",
     "RunMetrics",
     "RunResult",
+    "RunState",
     "Runner",
+    "Scorer",
     "Settings",
     "SimConfig",
     "SimProcess",
+    "Status",
     "SuiteError",
     "TestResult",
     "TestRunner",
     "TestSettings",
+    "Verdict",
     "__version__",
     "load_settings",
     "load_suites",
@@ -59,18 +68,26 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .cache import ResponseCache
-    from .client import ProviderClient, ProviderError
-    from .config import ConfigError, Settings, load_settings
+    from .errors import ConfigError, SuiteError
     from .exitcodes import ExitCode
     from .metrics import RunMetrics
-    from .results import CaseResult
+    from .providers import ChatResponse, ProviderError, ProviderProfile
     from .runner import Runner, RunResult
+    from .schema import CaseResult, RunState, Status
+    from .scoring import Scorer, Verdict
+    from .settings import Settings, TestSettings, load_settings, load_test_settings
     from .sim import SimConfig, SimProcess
-    from .suite import Case, SuiteError, load_suites
-    from .testrun.runner import TestResult, TestRunner, TestSettings, load_test_settings
+    from .suite import Case, load_suites
+    from .testrun.runner import TestResult, TestRunner
+
+    __version__: str
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # the installed distribution's, read once asked (metadata is slow)
+        from importlib.metadata import version
+
+        return version("evalrun")
     if name not in _EXPORTS:
         raise AttributeError(f"module 'evalrun' has no attribute {name!r}")
     return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)

@@ -20,12 +20,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .config import Settings, load_settings
 from .runner import Runner, RunResult
+from .schema import SCHEMA_VERSION
+from .settings import Settings, load_settings
+from .sim.suites import arithmetic_cases, write_suite
 
 __all__ = ["BenchReport", "BenchRow", "BenchSettings", "run_bench"]
-
-SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -122,21 +122,8 @@ def peak_rss_mb() -> float | None:
 
 
 def _generated_suite(folder: Path, cases: int) -> str:
-    path = folder / f"bench-{cases}.jsonl"
-    with path.open("w", encoding="utf-8") as handle:
-        for i in range(cases):
-            handle.write(
-                json.dumps(
-                    {
-                        "id": f"bench-{i:07d}",
-                        "category": f"group-{i % 4}",
-                        "prompt": f"What is {i}+{i}?",
-                        "expected": str(2 * i),
-                    }
-                )
-                + "\n"
-            )
-    return str(path)
+    groups = [f"group-{k}" for k in range(4)]
+    return str(write_suite(folder / f"bench-{cases}.jsonl", arithmetic_cases(cases, groups, "bench-{:07d}")))
 
 
 def _base_settings(bench: BenchSettings, suite: str) -> Settings:
@@ -149,7 +136,9 @@ def _base_settings(bench: BenchSettings, suite: str) -> Settings:
         min_pass_rate=0.0,
         max_errors=10**9,
     )
-    return settings.with_sim(latency_ms=bench.latency_ms, jitter_ms=0) if settings.profile().simulated else settings
+    if settings.profile().api != "sim":
+        return settings
+    return settings.with_provider_options(latency_ms=bench.latency_ms, jitter_ms=0)
 
 
 def _run_mode(base: Settings, mode: _Mode, concurrency: int, cache_dir: str) -> tuple[RunResult, float | None]:
@@ -206,7 +195,7 @@ def run_bench(bench: BenchSettings, on_mode: Callable[[str, int], None] | None =
     cases = first.summary["total"]
     latency_s = (
         bench.latency_ms / 1000
-        if base.profile().simulated
+        if base.profile().api == "sim"
         else statistics.median(r.summary["latency_ms"]["p50"] for r, _ in samples[modes[0].name]) / 1000
     )
     rows = _rows(modes, samples, cases, bench.concurrency, latency_s)

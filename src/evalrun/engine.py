@@ -1,69 +1,51 @@
 """The engine: tasks in, events out.
 
-Tasks (case x model x repeat) are pulled lazily from an iterator. Each is first looked up in the
-cache without holding a slot; only a miss waits for a slot of the ``CapacityLimiter``, then for the
-RPM/TPM buckets, then calls the provider in the shared task group. The number of live coroutines is
-therefore bounded by the concurrency, not by the suite. On a 429 the limiter's size is halved
-(AIMD) and grows back one by one while calls succeed.
+Tasks (case x model x repeat) are pulled lazily from an iterator, a batch at a time, and looked up
+in the cache together, without holding a slot. A hit is scored at once; only a miss waits for a
+slot of the ``CapacityLimiter``, then for the RPM/TPM buckets, then calls the provider in the shared
+task group. The number of live coroutines is therefore bounded by the concurrency, not by the
+suite. On a 429 the limiter's size is halved (AIMD) and grows back one by one while calls succeed.
 
-The engine knows nothing of displays or files: it emits events, and that is all it says.
+Every answer goes through the scorer, guarded: a scorer that fails makes its case an error. The
+engine knows nothing of displays, settings, stores or HTTP: it speaks to a ``Provider``, a
+``ResponseCache`` and a ``Scorer``, and emits events.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
-import anyio.lowlevel
+import anyio.abc
 
-from .assertions import score_case
-from .cache import ResponseCache, cache_key, key_record
-from .client import ChatResponse, ProviderError, RetryNotice, estimate_tokens
+from .cache.key import cache_key, key_record, task_key
+from .cache.responses import ResponseCache
 from .events import (
     CacheHit,
     ConcurrencyChanged,
-    Event,
+    Observer,
     RetryScheduled,
-    RunFinished,
     TaskFinished,
     TaskStarted,
 )
+from .plan import Task
+from .providers.base import ChatResponse, Provider, ProviderError, RetryNotice, estimate_tokens
 from .ratelimit import AimdController, TokenBucket
-from .results import CaseResult
-from .suite import Case
+from .schema import CaseResult, RunState, Status
+from .scoring import ModelRequest, Scorer
 
-__all__ = ["Completer", "Engine", "EngineOptions", "Task", "task_record"]
+__all__ = ["Engine", "EngineOptions", "Outcome"]
 
-_YIELD_EVERY = 64  # cache hits in a row before the producer lets other tasks (timers, signals) run
-_FLUSH_SECONDS = 0.05  # answers reach the disk cache within this, in batches
-
-
-@dataclass(frozen=True)
-class Task:
-    case: Case
-    model: str
-    repeat: int
-
-
-class Completer(Protocol):
-    """What the engine needs of a provider client."""
-
-    async def complete(
-        self,
-        model: str,
-        messages: Any,
-        params: Mapping[str, Any],
-        on_retry: Callable[[RetryNotice], None] | None = None,
-    ) -> tuple[ChatResponse, int]: ...
+_LOOKUP_BATCH = 128  # tasks looked up in the cache together: one store round trip for many keys
 
 
 @dataclass(frozen=True)
 class EngineOptions:
-    provider: str
-    cache_base_url: str
     concurrency: int = 10
     rpm: int | None = None
     tpm: int | None = None
@@ -71,67 +53,45 @@ class EngineOptions:
     timeout: float | None = None
 
 
-def _scored(task: Task, response: ChatResponse, cached: bool, attempts: int) -> CaseResult:
-    case = task.case
-    passed, score, checks = score_case(case.assertions, response.text, response.latency_ms, case.threshold)
-    return CaseResult(
-        id=case.id,
-        category=case.category,
-        model=task.model,
-        repeat=task.repeat,
-        status="pass" if passed else "fail",
-        score=score,
-        response=response.text,
-        assertions=[{"type": c.type, "pass": c.passed, "score": round(c.score, 6), "reason": c.reason} for c in checks],
-        latency_ms=response.latency_ms,
-        tokens={"prompt": response.prompt_tokens, "completion": response.completion_tokens},
-        cached=cached,
-        attempts=attempts,
-    )
+@dataclass(frozen=True)
+class Outcome:
+    """How the engine's part of a run ended, and when (``time.monotonic()``, the clock of events)."""
+
+    state: RunState
+    message: str
+    ended_at: float
 
 
-def _unfinished(task: Task, status: str, error: str | None = None, attempts: int = 0) -> CaseResult:
-    case = task.case
-    return CaseResult(
-        id=case.id,
-        category=case.category,
-        model=task.model,
-        repeat=task.repeat,
-        status=status,
-        error=error,
-        attempts=attempts,
-    )
+@dataclass(frozen=True)
+class _Lookup:
+    task: Task
+    key: str
+    record: dict[str, Any]
 
 
 @dataclass
 class _RunState:
-    outcome: str = "completed"
+    state: RunState = RunState.COMPLETED
     message: str = ""
-    in_flight: dict[object, Task] = field(default_factory=dict)
+    #: Tasks taken from the source and not finished: reported as not run if the run stops.
+    unfinished: dict[object, Task] = field(default_factory=dict)
+    batch: deque[_Lookup] = field(default_factory=deque)
 
 
-def task_record(task: Task, options: EngineOptions) -> dict[str, Any]:
-    """The cache key record of a task (the repeat index counts only when the run repeats)."""
+def _not_answered(task: Task, status: Status, error: str | None = None, attempts: int = 0) -> CaseResult:
     case = task.case
-    return key_record(
-        options.provider,
-        options.cache_base_url,
-        task.model,
-        case.messages,
-        case.params,
-        case.category,
-        task.repeat if options.repeat_count > 1 else None,
-    )
+    return CaseResult(case.id, case.category, task.model, task.repeat, status, error=error, attempts=attempts)
 
 
 class Engine:
-    """Runs tasks against one provider client and one cache, emitting events as it goes."""
+    """Runs tasks against one provider, one cache and one scorer, emitting events as it goes."""
 
     def __init__(
-        self, client: Completer, cache: ResponseCache, options: EngineOptions, emit: Callable[[Event], None]
+        self, provider: Provider, cache: ResponseCache, scorer: Scorer, options: EngineOptions, emit: Observer
     ) -> None:
-        self._client = client
+        self._provider = provider
         self._cache = cache
+        self._scorer = scorer
         self._options = options
         self._emit = emit
         self._limiter = anyio.CapacityLimiter(options.concurrency)
@@ -139,106 +99,143 @@ class Engine:
         self._rpm = TokenBucket(options.rpm) if options.rpm else None
         self._tpm = TokenBucket(options.tpm) if options.tpm else None
         self._scope: anyio.CancelScope | None = None
-        self._state = _RunState()
+        self._run = _RunState()
 
-    def cancel(self, outcome: str = "interrupted", message: str = "") -> None:
+    def cancel(self, state: RunState = RunState.INTERRUPTED, message: str = "") -> None:
         """Stop the run from outside (Ctrl-C): in-flight calls are cancelled, the rest is not run."""
-        if self._state.outcome == "completed":
-            self._state.outcome, self._state.message = outcome, message
+        if self._run.state == RunState.COMPLETED:
+            self._run.state, self._run.message = state, message
         if self._scope is not None:
             self._scope.cancel()
 
-    async def run(self, tasks: Iterable[Task]) -> str:
-        """Run every task; return how the run ended (completed, timeout, interrupted)."""
-        remaining = iter(tasks)
-        state = self._state
+    async def run(self, tasks: Iterable[Task]) -> Outcome:
+        """Run every task; every one ends in exactly one ``TaskFinished``, not-run ones included."""
+        source, run = iter(tasks), self._run
         with anyio.CancelScope() as scope:
             self._scope = scope
             if self._options.timeout is not None:
                 scope.deadline = anyio.current_time() + self._options.timeout
-            async with anyio.create_task_group() as background:
-                background.start_soon(self._flush_cache_every, _FLUSH_SECONDS)
-                async with anyio.create_task_group() as calls:
-                    await self._feed(remaining, calls)
-                background.cancel_scope.cancel()
-        self._cache.flush()  # whatever way the run ended, every answer received is kept
-        if scope.cancelled_caught and state.outcome == "completed":
-            state.outcome = "timeout"
-            state.message = f"run timeout of {self._options.timeout:g} s reached"
-        not_run = self._emit_not_run(list(state.in_flight.values()), remaining)
-        if not_run and not state.message:
-            state.message = f"{not_run} task(s) did not run"
-        self._emit(RunFinished(state.outcome, state.message))
-        return state.outcome
+            async with anyio.create_task_group() as calls:
+                await self._feed(source, calls)
+        if scope.cancelled_caught and run.state == RunState.COMPLETED:
+            run.state = RunState.TIMEOUT
+            run.message = f"run timeout of {self._options.timeout:g} s reached"
+        not_run = self._emit_not_run(source)
+        if not_run and not run.message:
+            run.message = f"{not_run} task(s) did not run"
+        return Outcome(run.state, run.message, time.monotonic())
 
-    async def _flush_cache_every(self, seconds: float) -> None:
-        while True:
-            await anyio.sleep(seconds)
-            self._cache.flush()
-
-    def _emit_not_run(self, cancelled: Iterable[Task], remaining: Iterator[Task]) -> int:
-        count = 0
-        for task in itertools.chain(cancelled, remaining):  # streamed: the rest may be millions
-            self._emit(TaskFinished(_unfinished(task, "not_run")))
+    def _emit_not_run(self, source: Iterator[Task]) -> int:
+        run, count = self._run, 0
+        left = itertools.chain(list(run.unfinished.values()), (lookup.task for lookup in run.batch), source)
+        for task in left:  # streamed: the rest of the source may be millions
+            self._emit(TaskFinished(_not_answered(task, Status.NOT_RUN)))
             count += 1
         return count
 
-    async def _feed(self, tasks: Iterator[Task], group: anyio.abc.TaskGroup) -> None:
-        hits_in_a_row = 0
-        for task in tasks:
-            record = task_record(task, self._options)
-            key = cache_key(record)
-            cached = self._cache.get(key)
-            if cached is not None:
-                case = task.case
-                self._emit(CacheHit(case.id, case.category, task.model, task.repeat))
-                self._emit(TaskFinished(_scored(task, cached, cached=True, attempts=0)))
-                hits_in_a_row += 1
-                if hits_in_a_row % _YIELD_EVERY == 0:
-                    await anyio.lowlevel.checkpoint()
-                continue
-            hits_in_a_row = 0
-            slot = object()
-            self._state.in_flight[slot] = task  # still listed if cancelled while waiting: it did not run
-            await self._limiter.acquire_on_behalf_of(slot)
-            group.start_soon(self._call, task, key, record, slot)
+    async def _feed(self, source: Iterator[Task], calls: anyio.abc.TaskGroup) -> None:
+        run, repeat_count, identity = self._run, self._options.repeat_count, self._provider.identity
+        while True:
+            run.batch.extend(
+                _Lookup(task, *task_key(identity, task, repeat_count))
+                for task in itertools.islice(source, _LOOKUP_BATCH)
+            )
+            if not run.batch:
+                return
+            answers = await self._cache.lookup_many([lookup.key for lookup in run.batch])
+            for answer in answers:
+                lookup = run.batch.popleft()
+                token = object()
+                run.unfinished[token] = lookup.task  # still listed if the run stops before it ends
+                if answer is not None:
+                    case = lookup.task.case
+                    self._emit(CacheHit(case.id, case.category, lookup.task.model, lookup.task.repeat))
+                    await self._finish(token, lookup.task, answer, cached=True, attempts=0)
+                else:
+                    await self._limiter.acquire_on_behalf_of(token)
+                    calls.start_soon(self._call, lookup, token)
 
-    async def _call(self, task: Task, key: str, record: dict[str, Any], slot: object) -> None:
+    async def _call(self, lookup: _Lookup, token: object) -> None:
+        task = lookup.task
         case = task.case
+        failure: CaseResult | None = None
         try:
             self._emit(TaskStarted(case.id, case.category, task.model, task.repeat))
-            try:
-                result = await self._complete(task, key, record)
-            except Exception as exc:  # a bug must not lose the rest of the run
-                result = _unfinished(task, "error", f"internal error: {exc!r}")
-            del self._state.in_flight[slot]
-            self._emit(TaskFinished(result))
+            answer, attempts = await self._ask(task.model, case.messages, case.params, case.id)
+            self._cache.keep(lookup.key, lookup.record, answer, case.id)
+        except ProviderError as exc:
+            failure = _not_answered(task, Status.ERROR, str(exc), exc.attempts)
+        except Exception as exc:  # a bug must not lose the rest of the run
+            failure = _not_answered(task, Status.ERROR, f"internal error: {exc!r}")
         finally:
-            self._limiter.release_on_behalf_of(slot)
+            self._limiter.release_on_behalf_of(token)  # scoring, next, needs no slot of the call's
+        if failure is not None:
+            self._done(token, failure)
+        else:
+            await self._finish(token, task, answer, cached=False, attempts=attempts)
 
-    async def _complete(self, task: Task, key: str, record: dict[str, Any]) -> CaseResult:
-        case = task.case
-        estimate = estimate_tokens(case.messages, case.params) if self._tpm else 0
+    async def _ask(
+        self, model: str, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any], label: str
+    ) -> tuple[ChatResponse, int]:
+        """One provider call under the rate buckets, reporting retries (the caller holds a slot)."""
+        estimate = estimate_tokens(messages, params) if self._tpm else 0
         if self._rpm is not None:
             await self._rpm.take()
         if self._tpm is not None:
             await self._tpm.take(estimate)
 
         def on_retry(notice: RetryNotice) -> None:
-            self._emit(RetryScheduled(case.id, task.model, notice.attempt, notice.delay, notice.reason, notice.status))
+            self._emit(RetryScheduled(label, model, notice.attempt, notice.delay, notice.reason, notice.status))
             if notice.status == 429 and self._aimd.on_rate_limited():
                 self._set_limit("rate limited (429)")
 
-        try:
-            response, attempts = await self._client.complete(task.model, case.messages, case.params, on_retry)
-        except ProviderError as exc:
-            return _unfinished(task, "error", str(exc), exc.attempts)
+        answer, attempts = await self._provider.complete(model, messages, params, on_retry)
         if self._tpm is not None:
-            self._tpm.adjust(response.prompt_tokens + response.completion_tokens - estimate)
-        self._cache.put(key, record, response, case.id)
+            self._tpm.adjust(answer.prompt_tokens + answer.completion_tokens - estimate)
         if self._aimd.on_success():
             self._set_limit("recovering")
-        return _scored(task, response, cached=False, attempts=attempts)
+        return answer, attempts
+
+    async def _finish(self, token: object, task: Task, answer: ChatResponse, cached: bool, attempts: int) -> None:
+        """Score an answer, guarded, and report the task as finished."""
+        case = task.case
+        try:
+            verdict = await self._scorer.score(case, answer, self.generate)
+        except Exception as exc:  # a scorer's failure is its case's, never the run's
+            reason = str(exc) if isinstance(exc, ProviderError) else repr(exc)
+            self._done(token, _not_answered(task, Status.ERROR, f"scoring failed: {reason}", attempts))
+            return
+        result = CaseResult(
+            case.id,
+            case.category,
+            task.model,
+            task.repeat,
+            Status.PASS if verdict.passed else Status.FAIL,
+            score=verdict.score,
+            response=answer.text,
+            assertions=verdict.assertions,
+            latency_ms=answer.latency_ms,
+            tokens={"prompt": answer.prompt_tokens, "completion": answer.completion_tokens},
+            cached=cached,
+            attempts=attempts,
+        )
+        self._done(token, result)
+
+    def _done(self, token: object, result: CaseResult) -> None:
+        del self._run.unfinished[token]
+        self._emit(TaskFinished(result))
+
+    async def generate(self, request: ModelRequest) -> ChatResponse:
+        """A model call for a scorer: from the cache, or through a slot and the rate buckets."""
+        record = key_record(self._provider.identity, request.model, request.messages, request.params, request.category)
+        key = cache_key(record)
+        [cached] = await self._cache.lookup_many([key])
+        if cached is not None:
+            return cached
+        async with self._limiter:
+            answer, _ = await self._ask(request.model, request.messages, request.params, request.category)
+        self._cache.keep(key, record, answer, request.category)
+        return answer
 
     def _set_limit(self, reason: str) -> None:
         self._limiter.total_tokens = self._aimd.limit

@@ -1,13 +1,15 @@
 """The JSON-lines event log (``--events FILE``, ``--progress json``): one object per event.
 
-The format is stable: ``{"event": NAME, "ts": UNIX_SECONDS, ...fields}``; a finished task carries
-its result record exactly as in ``results.json``.
+The format is stable, for eval and test runs alike: ``{"event": NAME, "ts": UNIX_SECONDS,
+...fields}``; a finished task carries its result record exactly as in results.json. The schema is
+``schemas/events.schema.json`` in the repository.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import fields
 from typing import IO, Any
 
@@ -16,15 +18,18 @@ from .events import Event, TaskFinished, event_name
 __all__ = ["JsonLinesLog", "event_record"]
 
 
-def event_record(event: Event) -> dict[str, Any]:
-    record: dict[str, Any] = {"event": event_name(event), "ts": round(time.time(), 6)}
+def event_record(event: Event, clock_offset: float) -> dict[str, Any]:
+    """An event as a JSON-ready dict; ``clock_offset`` turns its monotonic ``at`` into Unix time."""
+    record: dict[str, Any] = {"event": event_name(event), "ts": round(event.at + clock_offset, 6)}
     if isinstance(event, TaskFinished):
         record["result"] = event.result.to_dict()
         return record
     for item in fields(event):
         if item.name != "at":
             value = getattr(event, item.name)
-            record[item.name] = list(value) if isinstance(value, tuple) else value
+            record[item.name] = (
+                list(value) if isinstance(value, tuple) else dict(value) if isinstance(value, Mapping) else value
+            )
     return record
 
 
@@ -34,9 +39,10 @@ class JsonLinesLog:
     def __init__(self, stream: IO[str], flush_each: bool = False) -> None:
         self._stream = stream
         self._flush_each = flush_each
+        self._clock_offset = time.time() - time.monotonic()
 
     def __call__(self, event: Event) -> None:
-        self._stream.write(json.dumps(event_record(event), ensure_ascii=False) + "\n")
+        self._stream.write(json.dumps(event_record(event, self._clock_offset), ensure_ascii=False) + "\n")
         if self._flush_each:
             self._stream.flush()
 

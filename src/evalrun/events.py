@@ -1,28 +1,42 @@
-"""Typed events: the only thing the engine tells the outside world.
+"""Typed events: the only thing a run tells the outside world, for eval and test runs alike.
 
-Displays, the ``--events`` log, library callbacks and the metrics behind the summary are all
-observers of these. The engine imports no display code, and a new observer needs no engine change.
+Displays, the ``--events`` log, progress callbacks and the metrics behind a summary are all
+observers of these. Every run starts with ``RunStarted`` and ends with ``RunFinished``; between
+them, an eval run's engine emits the task events and a test run's runner turns each line of the
+pytest plugin into a test event. A new observer needs no change anywhere else.
+
+``at`` is ``time.monotonic()`` when the event happened; the JSON-lines log turns it into Unix time.
+``schemas/events.schema.json`` in the repository describes the log, one record per event.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol
 
-from .results import CaseResult
+from .schema import CaseResult, RunKind, RunState, TestOutcome
 
 __all__ = [
     "CacheHit",
+    "CollectError",
+    "CollectionFinished",
     "ConcurrencyChanged",
     "Event",
+    "Fanout",
     "Observer",
     "RetryScheduled",
     "RunFinished",
     "RunStarted",
+    "SessionFinished",
+    "SessionStarted",
     "TaskFinished",
     "TaskStarted",
+    "TestFinished",
+    "TestStarted",
+    "TestsReplayed",
+    "event_name",
 ]
 
 
@@ -30,15 +44,35 @@ def _now() -> float:
     return time.monotonic()
 
 
+# -- every run ---------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class RunStarted:
+    """A run began. Eval runs say what they run; test runs learn their total from collection."""
+
     run_id: str
-    provider: str
-    models: tuple[str, ...]
-    total: int
-    concurrency: int
-    categories: dict[str, int]
+    kind: RunKind
+    total: int = 0
+    provider: str = ""
+    models: tuple[str, ...] = ()
+    concurrency: int = 0
+    categories: Mapping[str, int] = field(default_factory=dict)
+    pid: int | None = None  # test runs: pytest's process
     at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    """A run ended; ``exit_code`` is what the command exits with. Nothing follows it."""
+
+    state: RunState
+    message: str = ""
+    exit_code: int = 0
+    at: float = field(default_factory=_now)
+
+
+# -- eval runs: the engine ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -62,6 +96,8 @@ class CacheHit(_TaskEvent):
 
 @dataclass(frozen=True)
 class RetryScheduled:
+    """A call failed in a way worth retrying; the retry waits ``delay`` seconds."""
+
     case_id: str
     model: str
     attempt: int
@@ -80,21 +116,111 @@ class ConcurrencyChanged:
 
 @dataclass(frozen=True)
 class TaskFinished:
+    """A task ended, whatever way: its result record, exactly as in results.json."""
+
     result: CaseResult
     at: float = field(default_factory=_now)
 
 
-@dataclass(frozen=True)
-class RunFinished:
-    """``state`` is completed, timeout or interrupted; tasks that never ran were reported as not_run."""
+# -- test runs: the pytest plugin's stream -----------------------------------------------------
 
-    state: str
-    message: str = ""
+
+@dataclass(frozen=True)
+class SessionStarted:
+    """pytest is up and collecting."""
+
     at: float = field(default_factory=_now)
 
 
-Event = RunStarted | TaskStarted | CacheHit | RetryScheduled | ConcurrencyChanged | TaskFinished | RunFinished
-Observer = Callable[[Event], Any]
+@dataclass(frozen=True)
+class CollectionFinished:
+    count: int
+    ids: tuple[str, ...]
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class CollectError:
+    """A file or module could not be collected (it counts as one test in error)."""
+
+    id: str
+    message: str
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class TestStarted:
+    __test__ = False  # not a pytest test class, whatever its name
+
+    id: str
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class TestFinished:
+    """A test phase reported: the call, or a setup/teardown phase that did not pass."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    id: str
+    when: str
+    outcome: TestOutcome
+    duration: float
+    message: str
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class SessionFinished:
+    exit_status: int
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class TestsReplayed:
+    """``evalrun test --cache``: nothing changed, the last result stands (its total and counts)."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    recorded_at: str
+    total: int
+    counts: Mapping[TestOutcome, int]
+    at: float = field(default_factory=_now)
+
+
+Event = (
+    RunStarted
+    | RunFinished
+    | TaskStarted
+    | CacheHit
+    | RetryScheduled
+    | ConcurrencyChanged
+    | TaskFinished
+    | SessionStarted
+    | CollectionFinished
+    | CollectError
+    | TestStarted
+    | TestFinished
+    | SessionFinished
+    | TestsReplayed
+)
+
+
+class Observer(Protocol):
+    """Anything that watches a run: called with every event, in order, on the run's thread."""
+
+    def __call__(self, event: Event) -> None: ...
+
+
+class Fanout:
+    """One observer made of several, each called in turn with every event."""
+
+    def __init__(self, observers: Iterable[Observer]) -> None:
+        self._observers = tuple(observers)
+
+    def __call__(self, event: Event) -> None:
+        for observer in self._observers:
+            observer(event)
 
 
 def event_name(event: Event) -> str:
@@ -104,10 +230,17 @@ def event_name(event: Event) -> str:
 
 _NAMES: dict[type, str] = {
     RunStarted: "run_started",
+    RunFinished: "run_finished",
     TaskStarted: "task_started",
     CacheHit: "cache_hit",
     RetryScheduled: "retry_scheduled",
     ConcurrencyChanged: "concurrency_changed",
     TaskFinished: "task_finished",
-    RunFinished: "run_finished",
+    SessionStarted: "session_started",
+    CollectionFinished: "collection_finished",
+    CollectError: "collect_error",
+    TestStarted: "test_started",
+    TestFinished: "test_finished",
+    SessionFinished: "session_finished",
+    TestsReplayed: "tests_replayed",
 }

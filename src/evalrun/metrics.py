@@ -1,8 +1,8 @@
-"""Run metrics: an observer that turns the event stream into counters.
+"""Run metrics: an observer that turns an eval run's events into counters and its summary.
 
 Its state is bounded whatever the number of cases: counters, one row per category and model, and
 a log-bucket latency histogram (percentiles within 1 % relative error) instead of a list of
-latencies. Displays, progress callbacks and the final summary all read from one ``RunMetrics``.
+latencies. Displays, progress callbacks and the summary in results.json all read one ``RunMetrics``.
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ from .events import (
     TaskFinished,
     TaskStarted,
 )
+from .progress import Figures, figures, progress_dict
+from .schema import FINAL_STATES, ProgressDict, RunState, Status, Summary
 
-__all__ = ["Counts", "LatencyHistogram", "RunMetrics", "format_eta"]
+__all__ = ["Counts", "LatencyHistogram", "RunMetrics"]
 
 _BUCKET_GROWTH = 1.02  # adjacent buckets differ by 2 %: a midpoint is within 1 % of any value in it
 
@@ -35,12 +37,12 @@ class LatencyHistogram:
     relative_error = (_BUCKET_GROWTH - 1) / 2
 
     def __init__(self) -> None:
-        self._buckets: dict[int, int] = {}
+        self.buckets: dict[int, int] = {}
         self.count = 0
 
     def add(self, value_ms: float) -> None:
         index = math.floor(math.log(max(value_ms, 0.01)) / math.log(_BUCKET_GROWTH))
-        self._buckets[index] = self._buckets.get(index, 0) + 1
+        self.buckets[index] = self.buckets.get(index, 0) + 1
         self.count += 1
 
     def percentile(self, fraction: float) -> float:
@@ -48,8 +50,8 @@ class LatencyHistogram:
             return 0.0
         rank = max(1, math.ceil(fraction * self.count))
         seen = 0
-        for index in sorted(self._buckets):
-            seen += self._buckets[index]
+        for index in sorted(self.buckets):
+            seen += self.buckets[index]
             if seen >= rank:
                 return float(_BUCKET_GROWTH ** (index + 0.5))
         raise AssertionError("unreachable")  # pragma: no cover
@@ -72,31 +74,24 @@ class Counts:
     def pass_rate(self) -> float:
         return self.passed / self.done if self.done else 0.0
 
-    def add(self, status: str) -> None:
-        if status == "pass":
+    def add(self, status: Status) -> None:
+        if status == Status.PASS:
             self.passed += 1
-        elif status == "fail":
+        elif status == Status.FAIL:
             self.failed += 1
         else:
             self.errors += 1
 
 
-def format_eta(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "--:--:--"
-    seconds = round(seconds)
-    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
 @dataclass
 class RunMetrics:
-    """Everything a display or a summary wants to know about a run, kept up to date by events."""
+    """Everything a display or a summary wants to know about an eval run, kept up to date by events."""
 
     clock: Callable[[], float] = time.monotonic
     run_id: str = ""
     provider: str = ""
     models: tuple[str, ...] = ()
-    state: str = "starting"
+    state: RunState = RunState.STARTING
     message: str = ""
     overall: Counts = field(default_factory=Counts)
     by_category: dict[str, Counts] = field(default_factory=dict)
@@ -126,7 +121,7 @@ class RunMetrics:
 
     def _on_run_started(self, event: RunStarted) -> None:
         self.run_id, self.provider, self.models = event.run_id, event.provider, event.models
-        self.overall.total, self.limit, self.state = event.total, event.concurrency, "running"
+        self.overall.total, self.limit, self.state = event.total, event.concurrency, RunState.RUNNING
         self.by_category = {name: Counts(total=n) for name, n in event.categories.items()}
         per_model = event.total // max(1, len(event.models))
         self.by_model = {model: Counts(total=per_model) for model in event.models}
@@ -154,7 +149,7 @@ class RunMetrics:
 
     def _on_task_finished(self, event: TaskFinished) -> None:
         result = event.result
-        if result.status == "not_run":
+        if result.status == Status.NOT_RUN:
             self.not_run += 1
             return
         if not result.cached:
@@ -162,7 +157,7 @@ class RunMetrics:
         self.overall.add(result.status)
         self.by_category.setdefault(result.category, Counts()).add(result.status)
         self.by_model.setdefault(result.model, Counts()).add(result.status)
-        if result.status != "error":
+        if result.status != Status.ERROR:
             self.latency.add(result.latency_ms)
         self.prompt_tokens += result.tokens["prompt"]
         self.completion_tokens += result.tokens["completion"]
@@ -181,16 +176,9 @@ class RunMetrics:
         return (self.finished_at or self.clock()) - self.started_at
 
     @property
-    def rate(self) -> float:
+    def figures(self) -> Figures:
         elapsed = self.elapsed
-        return self.overall.done / elapsed if elapsed > 0 else 0.0
-
-    @property
-    def eta_seconds(self) -> float | None:
-        remaining = self.overall.total - self.overall.done
-        if self.finished_at is not None or remaining <= 0:
-            return 0.0
-        return remaining / self.rate if self.rate > 0 else None
+        return figures(self.overall.done, self.overall.total, elapsed, elapsed, self.state in FINAL_STATES)
 
     @property
     def avg_concurrency(self) -> float:
@@ -205,38 +193,57 @@ class RunMetrics:
         return self.cache_hits / self.overall.done if self.overall.done else 0.0
 
     @property
-    def display_state(self) -> str:
-        if self.state == "running" and self.clock() < self._backoff_until:
-            return "backing off"
+    def display_state(self) -> RunState:
+        if self.state == RunState.RUNNING and self.clock() < self._backoff_until:
+            return RunState.BACKING_OFF
         return self.state
 
-    @property
-    def percentage(self) -> float:
-        total = self.overall.total
-        return 100.0 * self.overall.done / total if total else 100.0
+    def progress(self) -> ProgressDict:
+        """The progress dict given to callbacks."""
+        current, overall = self.figures, self.overall
+        return progress_dict(
+            self.display_state,
+            self.message or f"{current.done}/{current.total} cases",
+            current,
+            {
+                "passed": overall.passed,
+                "failed": overall.failed,
+                "errors": overall.errors,
+                "cache_hits": self.cache_hits,
+                "retries": self.retries,
+                "rate_limited": self.rate_limited,
+                "in_flight": self.inflight,
+                "concurrency_limit": self.limit,
+                "cases_per_second": round(current.rate, 2),
+            },
+        )
 
-    def progress(self) -> dict[str, Any]:
-        """The progress dict given to library callbacks (DESIGN §5)."""
-        eta = self.eta_seconds
-        done, total = self.overall.done, self.overall.total
+    def summary(self) -> Summary:
+        """The ``summary`` of results.json."""
+        overall, wall = self.overall, self.elapsed
         return {
-            "status": self.display_state,
-            "progress_percentage": round(self.percentage, 2),
-            "completed": done,
-            "total": total,
-            "message": self.message or f"{done}/{total} cases",
-            "eta_seconds": eta,
-            "eta_formatted": format_eta(eta),
-            "passed": self.overall.passed,
-            "failed": self.overall.failed,
-            "errors": self.overall.errors,
+            "total": overall.total,
+            "passed": overall.passed,
+            "failed": overall.failed,
+            "errors": overall.errors,
+            "not_run": self.not_run,
+            "pass_rate": round(overall.pass_rate, 6),
+            "wall_seconds": round(wall, 3),
+            "cases_per_second": round(overall.done / wall, 2) if wall > 0 else 0.0,
             "cache_hits": self.cache_hits,
+            "cache_efficiency": round(self.cache_efficiency, 6),
+            "avg_concurrency": round(self.avg_concurrency, 2),
+            "peak_concurrency": self.peak_inflight,
             "retries": self.retries,
-            "rate_limited": self.rate_limited,
-            "in_flight": self.inflight,
-            "concurrency_limit": self.limit,
-            "cases_per_second": round(self.rate, 2),
-            "elapsed_seconds": round(self.elapsed, 3),
+            "tokens": {"prompt": self.prompt_tokens, "completion": self.completion_tokens},
+            "latency_ms": {
+                "p50": round(self.latency.percentile(0.5), 1),
+                "p95": round(self.latency.percentile(0.95), 1),
+            },
+            "by_category": {
+                name: {"total": c.total, "passed": c.passed, "pass_rate": round(c.pass_rate, 6)}
+                for name, c in sorted(self.by_category.items())
+            },
         }
 
 

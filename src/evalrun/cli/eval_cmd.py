@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import sys
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
 from ..exitcodes import ExitCode
 from ._common import fail, user_errors
-
-if TYPE_CHECKING:
-    from ..config import Settings
 
 _RUN = "Run"
 _SELECT = "Select cases"
@@ -79,12 +74,12 @@ def eval_command(
 ) -> None:
     """Run evaluation suites against a provider. Exit 0 pass, 1 below threshold, 2 bad input,
     3 too many provider errors, 124 timeout, 130 interrupted."""
-    from ..config import load_settings
-    from ..display import make_display, resolve_mode
-    from ..display.summary import print_summary
+    from ..display import make_display
+    from ..display.eval_tables import print_outcome
     from ..runner import Runner
+    from ..schema import RunKind
+    from ..settings import load_settings
 
-    cache = "off" if no_cache else "refresh" if refresh else None
     with user_errors():
         settings = load_settings(
             config,
@@ -94,7 +89,7 @@ def eval_command(
             concurrency=concurrency,
             rpm=rpm,
             tpm=tpm,
-            cache=cache,
+            cache="off" if no_cache else "refresh" if refresh else None,
             cache_dir=cache_dir,
             timeout=timeout,
             request_timeout=request_timeout,
@@ -113,8 +108,7 @@ def eval_command(
         )
         runner = Runner(settings)
         runner.prepare()
-    mode = resolve_mode(settings.progress, sys.stderr)
-    display = make_display(mode)
+    display = make_display(settings.progress, RunKind.EVAL)
     try:
         result = runner.subscribe(display).run_sync(handle_signals=True)
     except KeyboardInterrupt:  # before the run could watch for it (while starting up)
@@ -123,20 +117,5 @@ def eval_command(
         raise fail([f"{exc.filename or 'file'}: {exc.strerror or exc}"]) from None
     finally:
         display.close()
-    if mode == "json":
-        print(json.dumps({"event": "summary", "exit_code": int(result.exit_code), **result.summary}))
-    else:
-        print_summary(result.summary, result.metrics.by_category, result.metrics.by_model)
-        _say_outcome(result.state, result.summary, int(result.exit_code), settings)
-        if result.sim_stats is not None:
-            served = result.sim_stats
-            print(f"simulated provider: {served['requests']} requests served {served['by_status']}", file=sys.stderr)
+    print_outcome(result, settings)
     raise typer.Exit(int(result.exit_code))
-
-
-def _say_outcome(state: str, summary: dict[str, Any], code: int, settings: Settings) -> None:
-    written = [p for p in (settings.output, settings.junit, settings.summary_md, settings.events) if p]
-    if written:
-        print(f"results written: {', '.join(written)}", file=sys.stderr)
-    if state != "completed":
-        print(f"evalrun: run {state}; {summary['not_run']} task(s) not run (exit {code})", file=sys.stderr)

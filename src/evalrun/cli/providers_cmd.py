@@ -18,13 +18,13 @@ def providers_command(
     from rich.console import Console
     from rich.table import Table
 
-    from ..config import load_settings
+    from ..settings import load_settings
 
     with user_errors():
         settings = load_settings(config)
     table = Table("provider", "base url", "model", "api key")
     for name, profile in sorted(settings.providers.items()):
-        if profile.simulated:
+        if profile.api == "sim":
             key = "not needed (simulated)"
         elif not profile.api_key_env:
             key = "not needed"

@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from ._common import fail
+
 
 def sim_command(
     port: Annotated[int, typer.Option(help="Port (0: any free one).")] = 8089,
@@ -22,7 +24,22 @@ def sim_command(
     """Serve the simulated OpenAI-compatible provider (chat completions, /stats, /control)."""
     from ..sim import SimConfig, serve
 
-    config = SimConfig(latency_ms, jitter_ms, rate_429, rate_500, rate_timeout, rate_malformed, retry_after_ms, seed)
+    config = SimConfig()
+    try:
+        config.update(
+            {
+                "latency_ms": latency_ms,
+                "jitter_ms": jitter_ms,
+                "rate_429": rate_429,
+                "rate_500": rate_500,
+                "rate_timeout": rate_timeout,
+                "rate_malformed": rate_malformed,
+                "retry_after_ms": retry_after_ms,
+                "seed": seed,
+            }
+        )
+    except ValueError as exc:
+        raise fail([str(exc)]) from None
 
     def ready(bound: int) -> None:
         typer.echo(

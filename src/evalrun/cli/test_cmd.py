@@ -32,9 +32,11 @@ def test_command(
     """Run pytest with live progress, stage timings, a global timeout and CI results.
     Arguments after -- (or unknown to evalrun) go to pytest. Exit: pytest's own code, 124 timeout,
     125 pytest died, 130 interrupted, 2 bad usage."""
-    from ..display import make_test_display, resolve_mode
-    from ..display.test_plain import print_test_summary
-    from ..testrun.runner import TestRunner, load_test_settings
+    from ..display import make_display, resolve_mode
+    from ..display.tests_plain import print_test_summary
+    from ..schema import RunKind
+    from ..settings import load_test_settings
+    from ..testrun.runner import TestRunner
 
     with user_errors():
         settings = load_test_settings(
@@ -50,11 +52,11 @@ def test_command(
             verbose=verbose or None,
         )
         mode = resolve_mode(progress, sys.stderr)
-        display = make_test_display("plain" if verbose and mode == "rich" else mode)
+        display = make_display("plain" if verbose and mode == "rich" else mode, RunKind.TEST)
         try:
             result = TestRunner(settings).subscribe(display).run(handle_signals=True)
         finally:
             display.close()
     if mode != "json":
-        print_test_summary(result.progress, result.exit_code, str(result.log_path or ""), sys.stdout)
+        print_test_summary(result.progress, str(result.log_path or ""), sys.stdout)
     raise typer.Exit(result.exit_code)

@@ -1,21 +1,20 @@
 """Displays: observers that show a run to a person or a program.
 
-They receive the engine's events like any other observer and keep their own ``RunMetrics``; the
-engine and the runner never import them. ``make_display`` picks one for a ``--progress`` mode.
+They receive a run's events like any other observer and keep their own view of it (an eval run's
+``RunMetrics``, a test run's ``TestProgress``); the engine and the runners never import them.
+``make_display`` picks one for a ``--progress`` mode and a kind of run.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
-from collections.abc import Mapping
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import IO, Protocol
 
 from ..events import Event
+from ..schema import RunKind
 
-if TYPE_CHECKING:
-    from ..testrun.progress import TestProgress
-
-__all__ = ["Display", "TestDisplay", "make_display", "make_test_display", "resolve_mode"]
+__all__ = ["Display", "make_display", "resolve_mode"]
 
 
 class Display(Protocol):
@@ -23,12 +22,13 @@ class Display(Protocol):
 
     def close(self) -> None:
         """Stop any live rendering (safe to call twice)."""
+        ...
 
 
 class _Silent:
-    """``--progress none``, for eval and test runs alike."""
+    """``--progress none``."""
 
-    def __call__(self, *args: Any, **kwargs: Any) -> None:
+    def __call__(self, event: Event) -> None:
         pass
 
     def close(self) -> None:
@@ -42,44 +42,25 @@ def resolve_mode(mode: str, stream: IO[str]) -> str:
     return "rich" if stream.isatty() else "plain"
 
 
-def make_display(mode: str, stream: IO[str] | None = None) -> Display:
+#: (mode, kind) -> (module, class), imported only when chosen: rich is not loaded for plain output.
+_DISPLAYS = {
+    ("rich", RunKind.EVAL): ("eval_live", "RichEvalDisplay"),
+    ("plain", RunKind.EVAL): ("eval_plain", "PlainEvalDisplay"),
+    ("rich", RunKind.TEST): ("tests_live", "RichTestDisplay"),
+    ("plain", RunKind.TEST): ("tests_plain", "PlainTestDisplay"),
+}
+
+
+def make_display(mode: str, kind: RunKind, stream: IO[str] | None = None) -> Display:
+    """The display of a run of ``kind`` for a ``--progress`` mode (``json`` writes to stdout)."""
     stream = stream or sys.stderr
     mode = resolve_mode(mode, stream)
-    if mode == "rich":
-        from .live import RichDisplay
-
-        return RichDisplay(stream)
-    if mode == "plain":
-        from .plain import PlainDisplay
-
-        return PlainDisplay(stream)
     if mode == "json":
         from ..eventlog import JsonLinesLog
 
         return JsonLinesLog(sys.stdout, flush_each=True)
-    return _Silent()
-
-
-def make_test_display(mode: str, stream: IO[str] | None = None) -> TestDisplay:
-    """The display of an ``evalrun test`` run for a ``--progress`` mode."""
-    stream = stream or sys.stderr
-    mode = resolve_mode(mode, stream)
-    if mode == "rich":
-        from .test_live import RichTestDisplay
-
-        return RichTestDisplay(stream)
-    if mode == "plain":
-        from .test_plain import PlainTestDisplay
-
-        return PlainTestDisplay(stream)
-    if mode == "json":
-        from ..testrun.runner import EventLines
-
-        return EventLines(sys.stdout, flush_each=True)
-    return _Silent()
-
-
-class TestDisplay(Protocol):
-    def __call__(self, progress: TestProgress, event: Mapping[str, Any]) -> None: ...
-
-    def close(self) -> None: ...
+    if (mode, kind) not in _DISPLAYS:
+        return _Silent()
+    module, name = _DISPLAYS[mode, kind]
+    display: Display = getattr(importlib.import_module(f".{module}", __name__), name)(stream)
+    return display

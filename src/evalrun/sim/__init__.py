@@ -1,6 +1,6 @@
 """The simulated OpenAI-compatible provider used by the demo, ``bench`` and the tests.
 
-Imported lazily: the configuration only needs ``SimConfig``, and must not pay for httpx.
+Imported lazily: settings only need ``SimConfig``, and must not pay for asyncio and httpx.
 """
 
 from __future__ import annotations
@@ -9,11 +9,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .config import SimConfig
     from .process import SimProcess, serve
-    from .server import SimConfig, SimServer
+    from .server import SimServer
 
 __all__ = ["SimConfig", "SimProcess", "SimServer", "serve"]
-_HOMES = {"SimProcess": "process", "serve": "process", "SimConfig": "server", "SimServer": "server"}
+_HOMES = {"SimProcess": "process", "serve": "process", "SimConfig": "config", "SimServer": "server"}
 
 
 def __getattr__(name: str) -> Any:

@@ -15,38 +15,15 @@ import math
 import random
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .answers import answer
+from .config import SimConfig
 
 __all__ = ["SimConfig", "SimServer"]
 
 CHAT_PATHS = frozenset({"/v1/chat/completions", "/openai/v1/chat/completions", "/chat/completions"})
-
-
-@dataclass
-class SimConfig:
-    """How the simulated provider behaves; every field can be changed live through ``/control``."""
-
-    latency_ms: float = 0.0
-    jitter_ms: float = 0.0
-    rate_429: float = 0.0
-    rate_500: float = 0.0
-    rate_timeout: float = 0.0
-    rate_malformed: float = 0.0
-    retry_after_ms: float = 20.0
-    seed: int = 0
-    #: When set, chat requests must carry ``authorization: Bearer <api_key>`` (else 401).
-    api_key: str = ""
-
-    def update(self, changes: dict[str, Any]) -> None:
-        names = {f.name for f in fields(self)}
-        for key, value in changes.items():
-            if key not in names:
-                raise ValueError(f"unknown sim setting '{key}'")
-            kind = {"seed": int, "api_key": str}.get(key, float)
-            setattr(self, key, kind(value))
 
 
 @dataclass

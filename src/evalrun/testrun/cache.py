@@ -14,9 +14,9 @@ import os
 import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
-from ..results import atomic_write
+from ..reports.files import atomic_write
+from ..schema import TestResultsDocument
 
 __all__ = ["fingerprint", "load", "store"]
 
@@ -83,13 +83,13 @@ def _path(state_dir: Path, key: str) -> Path:
     return state_dir / "cache" / f"{key[:32]}.json"
 
 
-def load(state_dir: Path, key: str) -> dict[str, Any] | None:
+def load(state_dir: Path, key: str) -> TestResultsDocument | None:
     try:
-        document: dict[str, Any] = json.loads(_path(state_dir, key).read_text(encoding="utf-8"))
+        document: TestResultsDocument = json.loads(_path(state_dir, key).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return document
 
 
-def store(state_dir: Path, key: str, document: dict[str, Any]) -> None:
+def store(state_dir: Path, key: str, document: TestResultsDocument) -> None:
     atomic_write(_path(state_dir, key), lambda h: json.dump(document, h))

@@ -1,6 +1,6 @@
-"""The state of a pytest run, rebuilt from the plugin's event lines.
+"""The state of a pytest run, rebuilt from its events: an observer, like an eval run's metrics.
 
-Everything the display, the results files and the exit code need comes from here, so results
+Everything the displays, the results files and the exit code need comes from here, so results
 exist whatever way the run ended: tests that started and never reported are *in flight*, tests
 that were collected and never started are *not run*.
 """
@@ -12,31 +12,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..metrics import format_eta
+from ..events import (
+    CollectError,
+    CollectionFinished,
+    Event,
+    RunFinished,
+    RunStarted,
+    SessionFinished,
+    SessionStarted,
+    TestFinished,
+    TestsReplayed,
+    TestStarted,
+)
+from ..progress import Figures, figures, progress_dict
+from ..schema import FINAL_STATES, ProgressCounts, ProgressDict, RunState, TestOutcome, TestRecord
 
-__all__ = ["OUTCOMES", "TestProgress", "TestRecord"]
+__all__ = ["TestProgress"]
 
-OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
-FINAL_STATES = ("completed", "failed", "error", "timeout", "interrupted")
-
-
-@dataclass
-class TestRecord:
-    __test__ = False  # not a pytest test class, whatever its name
-
-    id: str
-    outcome: str
-    duration: float = 0.0
-    message: str = ""
-
-
-def _outcome(report: dict[str, Any]) -> str:
-    outcome, when, xfail = report["outcome"], report["when"], report["xfail"]
-    if outcome == "failed":
-        return "failed" if when == "call" else "error"
-    if outcome == "skipped":
-        return "xfailed" if xfail else "skipped"
-    return "xpassed" if xfail else "passed"
+_NOT_FAILING = (TestOutcome.PASSED, TestOutcome.XPASSED, TestOutcome.SKIPPED, TestOutcome.XFAILED)
+_FAILING = (TestOutcome.FAILED, TestOutcome.ERROR)
 
 
 @dataclass
@@ -45,72 +39,84 @@ class TestProgress:
 
     __test__ = False  # not a pytest test class, whatever its name
 
-    clock: Callable[[], float] = time.time
-    state: str = "starting"
+    clock: Callable[[], float] = time.monotonic
+    state: RunState = RunState.STARTING
     message: str = ""
+    exit_code: int | None = None
     total: int = 0
-    collected: list[str] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
+    collected: tuple[str, ...] = ()
+    counts: dict[TestOutcome, int] = field(default_factory=lambda: dict.fromkeys(TestOutcome, 0))
     records: dict[str, TestRecord] = field(default_factory=dict)
     running: dict[str, float] = field(default_factory=dict)
     failures: list[TestRecord] = field(default_factory=list)  # failed or error, in the order they came
     started: set[str] = field(default_factory=set)
     exit_status: int | None = None
-    launched_at: float = 0.0
+    launched_at: float | None = None
     session_at: float | None = None
     collected_at: float | None = None
-    last_report_at: float | None = None
     finished_at: float | None = None
     ended_at: float | None = None
-    replayed: bool = False
+    replayed_from: str | None = None
 
-    def __post_init__(self) -> None:
-        self.launched_at = self.clock()
+    def __call__(self, event: Event) -> None:
+        handler = _HANDLERS.get(type(event))
+        if handler is not None:
+            handler(self, event)
 
-    # -- events from the plugin --------------------------------------------------------------
+    # -- events ---------------------------------------------------------------------------------
 
-    def handle(self, event: dict[str, Any]) -> None:
-        kind, at = event.get("event"), float(event.get("t", self.clock()))
-        if kind == "session_start":
-            self.session_at, self.state = at, "collecting"
-        elif kind == "collection_finished":
-            self.collected, self.total = list(event["ids"]), int(event["count"])
-            self.collected_at, self.state = at, "running"
-        elif kind == "collect_error":
-            self._finish(TestRecord(event["id"] or "<collection>", "error", 0.0, event["message"]), at)
-        elif kind == "test_started":
-            self.running[event["id"]] = at
-            self.started.add(event["id"])
-        elif kind == "test_report":
-            self._report(event, at)
-        elif kind == "session_finished":
-            self.exit_status, self.finished_at = int(event["exit_status"]), at
+    def _on_run_started(self, event: RunStarted) -> None:
+        self.launched_at = event.at
 
-    def _report(self, report: dict[str, Any], at: float) -> None:
-        test_id, outcome = report["id"], _outcome(report)
-        known = self.records.get(test_id)
-        if known is not None:  # a teardown error after the test had its outcome
-            known.duration += report["duration"]
-            if outcome in ("failed", "error") and known.outcome in ("passed", "xpassed", "skipped", "xfailed"):
-                self.counts[known.outcome] -= 1
-                self.counts[outcome] += 1
-                known.outcome, known.message = outcome, report["message"]
-                self.failures.append(known)
+    def _on_session_started(self, event: SessionStarted) -> None:
+        self.session_at, self.state = event.at, RunState.COLLECTING
+
+    def _on_collection(self, event: CollectionFinished) -> None:
+        self.collected, self.total = event.ids, event.count
+        self.collected_at, self.state = event.at, RunState.RUNNING
+
+    def _on_collect_error(self, event: CollectError) -> None:
+        self._finish(TestRecord(event.id or "<collection>", TestOutcome.ERROR, 0.0, event.message))
+
+    def _on_test_started(self, event: TestStarted) -> None:
+        self.running[event.id] = event.at
+        self.started.add(event.id)
+
+    def _on_test_finished(self, event: TestFinished) -> None:
+        known = self.records.get(event.id)
+        if known is None:
+            self.running.pop(event.id, None)
+            self._finish(TestRecord(event.id, event.outcome, event.duration, event.message))
             return
-        self.running.pop(test_id, None)
-        self._finish(TestRecord(test_id, outcome, report["duration"], report["message"]), at)
+        known.duration += event.duration  # a teardown that reported after the test had its outcome
+        if event.outcome in _FAILING and known.outcome in _NOT_FAILING:
+            self.counts[known.outcome] -= 1
+            self.counts[event.outcome] += 1
+            known.outcome, known.message = event.outcome, event.message
+            self.failures.append(known)
 
-    def _finish(self, record: TestRecord, at: float) -> None:
+    def _on_session_finished(self, event: SessionFinished) -> None:
+        self.exit_status, self.finished_at = event.exit_status, event.at
+
+    def _on_replayed(self, event: TestsReplayed) -> None:
+        self.replayed_from = event.recorded_at
+        self.counts.update({outcome: event.counts.get(outcome, 0) for outcome in TestOutcome})
+        self.total = event.total
+
+    def _on_run_finished(self, event: RunFinished) -> None:
+        self.state, self.message, self.exit_code, self.ended_at = event.state, event.message, event.exit_code, event.at
+
+    def _finish(self, record: TestRecord) -> None:
         self.records[record.id] = record
         self.counts[record.outcome] += 1
-        if record.outcome in ("failed", "error"):
+        if record.outcome in _FAILING:
             self.failures.append(record)
-        self.last_report_at = at
 
-    # -- the end ------------------------------------------------------------------------------
+    # -- what it amounts to ---------------------------------------------------------------------
 
-    def end(self, state: str, message: str = "") -> None:
-        self.state, self.message, self.ended_at = state, message, self.clock()
+    @property
+    def replayed(self) -> bool:
+        return self.replayed_from is not None
 
     @property
     def in_flight(self) -> list[str]:
@@ -134,55 +140,49 @@ class TestProgress:
             "teardown": span(self.finished_at, end if self.finished_at else None),
         }
 
-    # -- live figures ------------------------------------------------------------------------
-
-    @property
-    def done(self) -> int:
-        return len(self.records)
-
-    @property
-    def elapsed(self) -> float:
-        return (self.ended_at or self.clock()) - self.launched_at
-
-    @property
-    def rate(self) -> float:
-        if self.collected_at is None:
-            return 0.0
-        seconds = (self.finished_at or self.ended_at or self.clock()) - self.collected_at
-        return self.done / seconds if seconds > 0 else 0.0
-
-    @property
-    def percentage(self) -> float:
-        if self.state in FINAL_STATES and not self.total:
-            return 100.0
-        return 100.0 * min(self.done, self.total) / self.total if self.total else 0.0
-
-    @property
-    def eta_seconds(self) -> float | None:
-        if self.state in FINAL_STATES:
-            return 0.0
-        remaining = self.total - self.done
-        if remaining <= 0:
-            return 0.0
-        return remaining / self.rate if self.rate > 0 else None
-
     @property
     def current(self) -> str:
         return next(reversed(self.running), "") if self.running else ""
 
-    def progress(self) -> dict[str, Any]:
-        """The same progress dict as an evaluation run's (DESIGN §5), with test counts."""
-        eta = self.eta_seconds
-        return {
-            "status": self.state,
-            "progress_percentage": round(self.percentage, 2),
-            "completed": self.done,
-            "total": self.total,
-            "message": self.message or (f"running {self.current}" if self.current else self.state),
-            "eta_seconds": eta,
-            "eta_formatted": format_eta(eta),
-            **self.counts,
+    @property
+    def elapsed(self) -> float:
+        return (self.ended_at or self.clock()) - self.launched_at if self.launched_at is not None else 0.0
+
+    @property
+    def figures(self) -> Figures:
+        """Tests done against the total; the rate counts from the end of collection."""
+        working = 0.0
+        if self.collected_at is not None:
+            working = (self.finished_at or self.ended_at or self.clock()) - self.collected_at
+        finished = self.state in FINAL_STATES
+        return figures(len(self.records), self.total, self.elapsed, working, finished)
+
+    def progress(self) -> ProgressDict:
+        """The progress dict given to callbacks, with the test counts."""
+        current = self.figures
+        message = self.message or (f"running {self.current}" if self.current else self.state)
+        c = self.counts
+        counts: ProgressCounts = {
+            "passed": c[TestOutcome.PASSED],
+            "failed": c[TestOutcome.FAILED],
+            "skipped": c[TestOutcome.SKIPPED],
+            "xfailed": c[TestOutcome.XFAILED],
+            "xpassed": c[TestOutcome.XPASSED],
+            "error": c[TestOutcome.ERROR],
             "in_flight": len(self.in_flight),
-            "tests_per_second": round(self.rate, 2),
-            "elapsed_seconds": round(self.elapsed, 3),
+            "tests_per_second": round(current.rate, 2),
         }
+        return progress_dict(self.state, message, current, counts)
+
+
+_HANDLERS: dict[type, Callable[[TestProgress, Any], None]] = {
+    RunStarted: TestProgress._on_run_started,
+    SessionStarted: TestProgress._on_session_started,
+    CollectionFinished: TestProgress._on_collection,
+    CollectError: TestProgress._on_collect_error,
+    TestStarted: TestProgress._on_test_started,
+    TestFinished: TestProgress._on_test_finished,
+    SessionFinished: TestProgress._on_session_finished,
+    TestsReplayed: TestProgress._on_replayed,
+    RunFinished: TestProgress._on_run_finished,
+}

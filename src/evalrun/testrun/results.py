@@ -1,40 +1,46 @@
-"""Results of a test run: the JSON document (schema in one place) and JUnit XML, from the progress."""
+"""Results of a test run: the JSON document and JUnit XML, built from the run's progress."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator
 from datetime import datetime, timezone
-from typing import IO, Any
+from typing import IO, Literal
 
-from ..results import atomic_write, quoteattr
+from ..reports.files import atomic_write
+from ..reports.junit import JUnitCase, JUnitTotals, write_junit
+from ..schema import SCHEMA_VERSION, RunState, TestOutcome, TestResultsDocument
 from .progress import TestProgress
 
-__all__ = ["SCHEMA_VERSION", "build_document", "write_test_reports"]
-
-SCHEMA_VERSION = 1
+__all__ = ["build_document", "write_test_reports"]
 
 
-def build_document(progress: TestProgress, exit_code: int, command: list[str]) -> dict[str, Any]:
+def build_document(progress: TestProgress, command: list[str], started_at: float) -> TestResultsDocument:
+    """The ``--output`` document; ``started_at`` is the Unix time pytest was launched."""
     in_flight, not_run = progress.in_flight, progress.not_run()
-    duration = progress.elapsed
+    c = progress.counts
     return {
         "schema": SCHEMA_VERSION,
         "kind": "pytest",
         "state": progress.state,
         "message": progress.message,
-        "exit_code": exit_code,
+        "exit_code": progress.exit_code if progress.exit_code is not None else 0,
         "pytest_exit_status": progress.exit_status,
-        "replayed": progress.replayed,
+        "replayed": False,
         "command": command,
-        "started_at": datetime.fromtimestamp(progress.launched_at, timezone.utc).isoformat(timespec="seconds"),
+        "started_at": datetime.fromtimestamp(started_at, timezone.utc).isoformat(timespec="seconds"),
         "summary": {
             "total": progress.total,
-            **progress.counts,
+            "passed": c[TestOutcome.PASSED],
+            "failed": c[TestOutcome.FAILED],
+            "skipped": c[TestOutcome.SKIPPED],
+            "xfailed": c[TestOutcome.XFAILED],
+            "xpassed": c[TestOutcome.XPASSED],
+            "error": c[TestOutcome.ERROR],
             "in_flight": len(in_flight),
             "not_run": len(not_run),
-            "duration_seconds": round(duration, 3),
-            "tests_per_second": round(progress.rate, 2),
+            "duration_seconds": round(progress.elapsed, 3),
+            "tests_per_second": round(progress.figures.rate, 2),
         },
         "stages": progress.stages(),
         "tests": [
@@ -46,47 +52,49 @@ def build_document(progress: TestProgress, exit_code: int, command: list[str]) -
     }
 
 
-def _junit_case(handle: IO[str], test_id: str, seconds: float, child: str = "") -> None:
+_VERDICTS: dict[str, Literal["failure", "error", "skipped"]] = {
+    TestOutcome.FAILED: "failure",
+    TestOutcome.ERROR: "error",
+    TestOutcome.SKIPPED: "skipped",
+    TestOutcome.XFAILED: "skipped",
+}
+
+
+def _case(
+    test_id: str, seconds: float, verdict: Literal["failure", "error", "skipped"] | None, message: str
+) -> JUnitCase:
     path, _, name = test_id.rpartition("::")
     classname = path.replace("/", ".").removesuffix(".py") if path else test_id
-    handle.write(
-        f"  <testcase classname={quoteattr(classname)} name={quoteattr(name or test_id)} "
-        f'time="{seconds:.3f}"' + (f">\n    {child}\n  </testcase>\n" if child else "/>\n")
-    )
+    return JUnitCase(classname, name or test_id, seconds, verdict, message)
 
 
-_JUNIT_TAG = {"failed": "failure", "error": "error", "skipped": "skipped", "xfailed": "skipped"}
-
-
-def _write_junit(handle: IO[str], document: Mapping[str, Any]) -> None:
-    s = document["summary"]
-    failures = s["failed"]
-    errors = s["error"] + s["in_flight"]
-    skipped = s["skipped"] + s["xfailed"] + s["not_run"]
-    attrs = (
-        f'name="pytest" tests="{s["total"] or len(document["tests"])}" failures="{failures}" '
-        f'errors="{errors}" skipped="{skipped}" time="{s["duration_seconds"]}"'
-    )
-    handle.write(f'<?xml version="1.0" encoding="UTF-8"?>\n<testsuites {attrs}>\n<testsuite {attrs}>\n')
+def _junit_cases(document: TestResultsDocument) -> Iterator[JUnitCase]:
     for test in document["tests"]:
-        tag = _JUNIT_TAG.get(test["outcome"])
-        child = f"<{tag} message={quoteattr(test['message'][:1000] or test['outcome'])}/>" if tag else ""
-        _junit_case(handle, test["id"], test["duration"], child)
+        verdict = _VERDICTS.get(test["outcome"])
+        yield _case(test["id"], test["duration"], verdict, (test["message"] or test["outcome"]) if verdict else "")
+    timed_out = document["state"] == RunState.TIMEOUT
     for test_id in document["in_flight"]:
-        _junit_case(
-            handle,
-            test_id,
-            0.0,
-            '<error message="timeout"/>'
-            if document["state"] == "timeout"
-            else f"<error message={quoteattr('in flight when the run ended: ' + document['state'])}/>",
+        yield _case(
+            test_id, 0.0, "error", "timeout" if timed_out else f"in flight when the run ended: {document['state']}"
         )
     for test_id in document["not_run"]:
-        _junit_case(handle, test_id, 0.0, '<skipped message="not run"/>')
-    handle.write("</testsuite>\n</testsuites>\n")
+        yield _case(test_id, 0.0, "skipped", "not run")
 
 
-def write_test_reports(document: Mapping[str, Any], output: str | None, junit: str | None) -> None:
+def _write_junit(handle: IO[str], document: TestResultsDocument) -> None:
+    s = document["summary"]
+    totals = JUnitTotals(
+        "pytest",
+        s["total"] or len(document["tests"]),
+        s["failed"],
+        s["error"] + s["in_flight"],
+        s["skipped"] + s["xfailed"] + s["not_run"],
+        s["duration_seconds"],
+    )
+    write_junit(handle, totals, _junit_cases(document))
+
+
+def write_test_reports(document: TestResultsDocument, output: str | None, junit: str | None) -> None:
     if output:
         # One C-encoded string: json.dump with indent takes the slow pure-Python path (40 ms at 2,000 tests).
         atomic_write(output, lambda h: h.write(json.dumps(document)))

@@ -1,19 +1,26 @@
-"""The final metrics tables, printed once a run has ended (plain text when not on a terminal)."""
+"""The final metrics tables of an eval run, printed once it has ended (plain when not on a terminal)."""
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Mapping
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
 from ..metrics import Counts
+from ..schema import RunState, Summary
 
-__all__ = ["print_summary"]
+if TYPE_CHECKING:
+    from ..runner import RunResult
+    from ..settings import Settings
+
+__all__ = ["print_outcome", "print_summary"]
 
 
-def _overall(summary: Mapping[str, Any]) -> Table:
+def _overall(summary: Summary) -> Table:
     s = summary
     table = Table(title="Overall", title_justify="left", show_header=False)
     table.add_column("metric", style="bold")
@@ -55,7 +62,7 @@ def _breakdown(title: str, rows: Mapping[str, Counts]) -> Table:
 
 
 def print_summary(
-    summary: Mapping[str, Any],
+    summary: Summary,
     by_category: Mapping[str, Counts],
     by_model: Mapping[str, Counts],
     stream: IO[str] | None = None,
@@ -65,3 +72,23 @@ def print_summary(
     console.print(_breakdown("By category", by_category))
     if len(by_model) > 1:
         console.print(_breakdown("By model", by_model))
+
+
+def print_outcome(result: RunResult, settings: Settings) -> None:
+    """What the command prints once the run is over: the tables on stdout and the outcome on
+    stderr, or with ``--progress json`` one last JSON line."""
+    if settings.progress == "json":
+        print(json.dumps({"event": "summary", "exit_code": int(result.exit_code), **result.summary}))
+        return
+    print_summary(result.summary, result.metrics.by_category, result.metrics.by_model)
+    written = [p for p in (settings.output, settings.junit, settings.summary_md, settings.events) if p]
+    if written:
+        print(f"results written: {', '.join(written)}", file=sys.stderr)
+    if result.state != RunState.COMPLETED:
+        print(
+            f"evalrun: run {result.state}; {result.summary['not_run']} task(s) not run (exit {int(result.exit_code)})",
+            file=sys.stderr,
+        )
+    if result.provider_stats is not None:
+        served = result.provider_stats
+        print(f"simulated provider: {served['requests']} requests served {served['by_status']}", file=sys.stderr)

@@ -11,36 +11,38 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from ..metrics import format_eta
+from ..progress import Figures, format_eta
+from ..schema import RunState
+
+__all__ = ["LiveView", "header", "progress_row"]
 
 STATE_STYLE = {
-    "starting": "cyan",
-    "collecting": "cyan",
-    "running": "green",
-    "backing off": "yellow",
-    "completed": "bold green",
-    "failed": "bold red",
-    "timeout": "bold red",
-    "interrupted": "bold red",
-    "error": "bold red",
+    RunState.STARTING: "cyan",
+    RunState.COLLECTING: "cyan",
+    RunState.RUNNING: "green",
+    RunState.BACKING_OFF: "yellow",
+    RunState.COMPLETED: "bold green",
+    RunState.FAILED: "bold red",
+    RunState.TIMEOUT: "bold red",
+    RunState.INTERRUPTED: "bold red",
+    RunState.ERROR: "bold red",
 }
 
 
-def header(title: str, detail: str, state: str) -> Text:
+def header(title: str, detail: str, state: RunState) -> Text:
     return Text.assemble((f"{title} ", "bold"), f"{detail} · ", (state, STATE_STYLE.get(state, "")))
 
 
-def progress_row(
-    percentage: float, done: int, total: int, rate: float, unit: str, elapsed: float, eta: float | None
-) -> Table:
+def progress_row(current: Figures, unit: str) -> Table:
     row = Table.grid(padding=(0, 1))
+    total = max(current.total, 1)
     row.add_row(
-        ProgressBar(total=max(total, 1), completed=min(done, max(total, 1)), width=40),
-        Text(f"{percentage:5.1f}%", style="bold"),
-        f"{done}/{total}",
-        f"{rate:,.1f} {unit}/s",
-        f"elapsed {format_eta(elapsed)}",
-        f"ETA {format_eta(eta)}",
+        ProgressBar(total=total, completed=min(current.done, total), width=40),
+        Text(f"{current.percentage:5.1f}%", style="bold"),
+        f"{current.done}/{current.total}",
+        f"{current.rate:,.1f} {unit}/s",
+        f"elapsed {format_eta(current.elapsed)}",
+        f"ETA {format_eta(current.eta)}",
     )
     return row
 

@@ -1,4 +1,4 @@
-"""The rich live display for a terminal.
+"""The rich live display of an eval run, for a terminal.
 
 Rendering happens on rich's own refresh timer (4 times a second), reading the counters kept up to
 date by events; the cost of an event is a few integer updates, whatever the case rate.
@@ -15,14 +15,14 @@ from rich.text import Text
 
 from ..events import Event, RunFinished, RunStarted
 from ..metrics import RunMetrics
-from .look import LiveView, header, progress_row
+from ._live import LiveView, header, progress_row
 
-__all__ = ["RichDisplay"]
+__all__ = ["RichEvalDisplay"]
 
 _MAX_CATEGORY_ROWS = 12
 
 
-class RichDisplay(LiveView):
+class RichEvalDisplay(LiveView):
     def __init__(self, stream: IO[str]) -> None:
         self.metrics = RunMetrics()
         super().__init__(stream, self._render)  # rich renders once while constructing
@@ -38,7 +38,6 @@ class RichDisplay(LiveView):
         m = self.metrics
         overall = m.overall
         title = header("evalrun", f"{m.provider} · {', '.join(m.models)}", m.display_state)
-        bar = progress_row(m.percentage, overall.done, overall.total, m.rate, "cases", m.elapsed, m.eta_seconds)
         counters = Text.assemble(
             (f"✓ {overall.passed} passed", "green"),
             "  ",
@@ -49,7 +48,7 @@ class RichDisplay(LiveView):
             f"cache hits {m.cache_hits}  retries {m.retries} (429s {m.rate_limited})  "
             f"in flight {m.inflight}/{m.limit}  tokens {m.prompt_tokens:,}+{m.completion_tokens:,}",
         )
-        return Group(title, bar, counters, self._categories())
+        return Group(title, progress_row(m.figures, "cases"), counters, self._categories())
 
     def _categories(self) -> Table:
         table = Table(box=None, padding=(0, 2), show_header=True, header_style="dim")
@@ -57,13 +56,9 @@ class RichDisplay(LiveView):
             table.add_column(column)
         rows = sorted(self.metrics.by_category.items())
         for name, counts in rows[:_MAX_CATEGORY_ROWS]:
+            bar = ProgressBar(total=max(counts.total, 1), completed=counts.done, width=20)
             table.add_row(
-                name,
-                f"{counts.done}/{counts.total}",
-                str(counts.passed),
-                str(counts.failed),
-                str(counts.errors),
-                ProgressBar(total=max(counts.total, 1), completed=counts.done, width=20),
+                name, f"{counts.done}/{counts.total}", str(counts.passed), str(counts.failed), str(counts.errors), bar
             )
         if len(rows) > _MAX_CATEGORY_ROWS:
             table.add_row(f"… {len(rows) - _MAX_CATEGORY_ROWS} more", "", "", "", "", "")

@@ -1,0 +1,111 @@
+"""The response cache as a run uses it: what to read, what to keep, and when to write.
+
+``mode`` is ``on`` (read and write), ``refresh`` (write only) or ``off`` (neither). Only complete,
+non-empty answers are kept. Writes are queued and go to the store in one batch every 50 ms, or as
+soon as 256 are waiting, from a task of the cache's own; on the way out, whatever way the run ended,
+every answer received is written.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+
+from ..providers.base import ChatResponse
+from .key import cache_key
+from .store import CacheStore, StoredAnswer
+
+__all__ = ["CACHE_MODES", "ResponseCache", "explain"]
+
+CACHE_MODES = ("on", "off", "refresh")
+_FLUSH_SECONDS = 0.05
+_BATCH = 256
+
+
+class ResponseCache:
+    def __init__(self, store: CacheStore | None, mode: str = "on", ttl: float | None = None) -> None:
+        self._store = store if mode != "off" else None
+        self._reads = mode == "on"
+        self._ttl = ttl
+        self._pending: list[tuple[str, StoredAnswer]] = []
+        self._full = anyio.Event()
+
+    async def lookup_many(self, keys: Sequence[str]) -> list[ChatResponse | None]:
+        """The cached answers for ``keys`` (all None when the cache is not read)."""
+        if self._store is None or not self._reads:
+            return [None] * len(keys)
+        return await self._store.get_many(keys)
+
+    def keep(self, key: str, record: Mapping[str, Any], response: ChatResponse, case_id: str) -> None:
+        """Queue a complete answer for the next write; empty answers are never kept."""
+        if self._store is None or not response.text.strip():
+            return
+        self._pending.append((key, StoredAnswer(record, response, case_id, time.time())))
+        if len(self._pending) >= _BATCH:
+            self._full.set()
+
+    async def flush(self) -> None:
+        """Write what is queued, in one batch."""
+        pending, self._pending = self._pending, []
+        if pending and self._store is not None:
+            await self._store.put_many(pending, self._ttl)
+
+    async def _flush_every(self, seconds: float) -> None:
+        while True:
+            with anyio.move_on_after(seconds):
+                await self._full.wait()
+            self._full = anyio.Event()
+            await self.flush()
+
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[ResponseCache]:
+        """The cache, with its writer running; every queued answer is written on the way out."""
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._flush_every, _FLUSH_SECONDS)
+                yield self
+                group.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.flush()
+
+
+async def explain(store: CacheStore, case_id: str, record: Mapping[str, Any]) -> list[str]:
+    """Say whether ``record`` hits, and if not, what differs from the newest entry of the case."""
+    key = cache_key(record)
+    if await store.contains(key):
+        return [f"hit: {case_id} is cached under {key[:16]}…"]
+    newest: StoredAnswer | None = None
+    async for answer in store.entries():
+        if answer.case_id == case_id and (newest is None or answer.stored_at > newest.stored_at):
+            newest = answer
+    if newest is None:
+        return [f"miss: {case_id} has never been cached (key {key[:16]}…)"]
+    changes = _diff(dict(newest.record), dict(record))
+    return [f"miss: {case_id} was cached with a different key; what changed since:", *changes]
+
+
+def _diff(old: Any, new: Any, path: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        changes = []
+        for key in sorted(set(old) | set(new), key=str):
+            where = f"{path}.{key}" if path else str(key)
+            if key not in old:
+                changes.append(f"{where}: added {_short(new[key])}")
+            elif key not in new:
+                changes.append(f"{where}: removed (was {_short(old[key])})")
+            else:
+                changes.extend(_diff(old[key], new[key], where))
+        return changes
+    if old != new:
+        return [f"{path}: {_short(old)} -> {_short(new)}"]
+    return []
+
+
+def _short(value: Any) -> str:
+    return json.dumps(value)[:80]

@@ -1,0 +1,46 @@
+"""Plain progress lines of an eval run, for CI logs: no ANSI codes, a line every few seconds and
+at each quarter."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import IO
+
+from ..events import Event, RunFinished, RunStarted, TaskFinished
+from ..metrics import RunMetrics
+from ._plain import PlainLines, plain_progress
+
+__all__ = ["PlainEvalDisplay", "progress_line"]
+
+
+def progress_line(metrics: RunMetrics) -> str:
+    overall = metrics.overall
+    return (
+        plain_progress(metrics.figures, "cases", metrics.display_state)
+        + f" | pass {overall.passed} fail {overall.failed} error {overall.errors}"
+        f" | cache hits {metrics.cache_hits} | retries {metrics.retries} (429: {metrics.rate_limited})"
+        f" | in flight {metrics.inflight}/{metrics.limit}"
+    )
+
+
+class PlainEvalDisplay(PlainLines):
+    def __init__(self, stream: IO[str], interval: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(stream, interval, clock)
+        self.metrics = RunMetrics(clock=clock)
+
+    def __call__(self, event: Event) -> None:
+        metrics = self.metrics
+        metrics(event)
+        if isinstance(event, RunStarted):
+            self.write(
+                f"evalrun: {event.total} tasks on {event.provider} ({', '.join(event.models)}), "
+                f"concurrency {event.concurrency}"
+            )
+        elif isinstance(event, TaskFinished):
+            if self.due(metrics.figures.percentage):
+                self.write(progress_line(metrics))
+        elif isinstance(event, RunFinished):
+            if not self.ended_on_a_line:
+                self.write(progress_line(metrics))
+            self.write(f"evalrun: {event.state}" + (f": {event.message}" if event.message else ""))

@@ -1,0 +1,179 @@
+"""What every provider shares: the answer, the errors, the retry policy, and the ``Provider`` seam.
+
+The engine speaks only to ``Provider``: it never knows which API, transport or server is behind
+one. A provider module classifies what its API answers (retryable or not, how long the server
+asked to wait); the policy here turns that into a delay, the same way for every API.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import math
+import random
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+__all__ = [
+    "ChatResponse",
+    "ClientOptions",
+    "MalformedAnswer",
+    "OnRetry",
+    "Provider",
+    "ProviderError",
+    "RetryNotice",
+    "backoff_delay",
+    "estimate_tokens",
+    "is_loopback",
+    "parse_duration",
+    "retry_after_seconds",
+    "scrub",
+]
+
+#: The longest wait evalrun accepts from a server before retrying (a longer word is capped).
+MAX_RETRY_DELAY = 60.0
+
+
+@dataclass(frozen=True)
+class ChatResponse:
+    """A complete answer from a provider, whatever its API."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency_ms: float
+    model: str = ""
+    finish_reason: str | None = None
+
+
+class MalformedAnswer(Exception):
+    """A 200 whose body is not the API's answer: retried, as a truncated body usually is transient."""
+
+
+class ProviderError(Exception):
+    """A call that failed for good: not retryable, or out of retries. The message holds no secret."""
+
+    def __init__(self, message: str, status: int | None = None, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+        self.attempts = attempts
+
+
+@dataclass(frozen=True)
+class RetryNotice:
+    """Told to the caller before each retry, so it can count, display and adapt."""
+
+    attempt: int
+    delay: float
+    reason: str
+    status: int | None
+
+
+OnRetry = Callable[[RetryNotice], None]
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """How a provider client talks to its server; none of it changes an answer or a cache key."""
+
+    concurrency: int = 10
+    request_timeout: float = 60.0
+    retries: int = 4
+    retry_base_delay: float = 0.5
+
+
+class Provider(Protocol):
+    """A model API as the engine sees it: one chat call, retried within the budget."""
+
+    @property
+    def identity(self) -> Mapping[str, str]:
+        """What the cache key records of the provider: its name and where its answers come from."""
+        ...
+
+    async def complete(
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        params: Mapping[str, Any],
+        on_retry: OnRetry | None = None,
+    ) -> tuple[ChatResponse, int]:
+        """The answer and the number of attempts it took; ``ProviderError`` when there is none."""
+        ...
+
+    async def server_stats(self) -> dict[str, Any] | None:
+        """What the server says it served, where the provider can see its server (the simulated one)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+# -- the retry policy ----------------------------------------------------------------------------
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)")
+_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+def parse_duration(text: str) -> float | None:
+    """Read a Go-style duration as Groq and OpenAI write it (``1m30s``, ``7.66s``, ``2ms``)."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+
+
+def retry_after_seconds(value: str) -> float | None:
+    """``retry-after`` as HTTP has it: seconds, or an HTTP date."""
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def backoff_delay(server_delay: float | None, attempt: int, base: float) -> float:
+    """Seconds before retry number ``attempt`` (1-based): the server's word, else exponential
+    backoff with jitter (half the ceiling, plus up to the other half at random), capped."""
+    if server_delay is None:
+        ceiling = base * 2 ** (attempt - 1)
+        server_delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+    return min(server_delay, MAX_RETRY_DELAY)
+
+
+# -- small things every provider needs ------------------------------------------------------------
+
+
+def scrub(text: str, secret: str | None) -> str:
+    """``text`` with the secret masked: error messages quote servers, and servers quote requests."""
+    return text.replace(secret, "***") if secret else text
+
+
+def is_loopback(url: str) -> bool:
+    """Whether a URL points at this machine (never sent through a proxy from the environment)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def estimate_tokens(messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]) -> int:
+    """A cheap upper-ish estimate of a request's tokens, for the TPM bucket before the call."""
+    chars = sum(len(str(m.get("content", ""))) for m in messages)
+    return math.ceil(chars / 4) + int(params.get("max_tokens") or params.get("max_completion_tokens") or 256)

@@ -1,0 +1,107 @@
+"""The OpenAI-compatible chat-completions API: OpenAI, Groq, OpenRouter, Ollama, vLLM, llama.cpp...
+
+Its retry headers are the richest: ``retry-after-ms``, ``retry-after``, and the
+``x-ratelimit-remaining/reset-requests/tokens`` pairs (Groq writes durations like ``1m30s``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from .base import ChatResponse, ClientOptions, MalformedAnswer, Provider, parse_duration, retry_after_seconds
+from .profiles import ProviderProfile
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["DIALECT", "OpenAIDialect", "check_options", "identity", "open_provider", "server_delay"]
+
+BASE_URL_REQUIRED = True
+RETRYABLE_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
+
+
+def server_delay(headers: Mapping[str, str]) -> float | None:
+    """The delay the server asked for: ``retry-after-ms``, ``retry-after``, else the reset of the
+    exhausted budget (requests or tokens), else the nearer reset."""
+    if "retry-after-ms" in headers:
+        try:
+            return max(0.0, float(headers["retry-after-ms"]) / 1000)
+        except ValueError:
+            pass
+    if "retry-after" in headers:
+        delay = retry_after_seconds(headers["retry-after"])
+        if delay is not None:
+            return delay
+    resets = {kind: parse_duration(headers.get(f"x-ratelimit-reset-{kind}", "")) for kind in ("requests", "tokens")}
+    exhausted = [resets[k] for k in resets if headers.get(f"x-ratelimit-remaining-{k}", "").strip() == "0"]
+    known = [d for d in (exhausted or resets.values()) if d is not None]
+    if not known:
+        return None
+    return max(known) if exhausted else min(known)
+
+
+class OpenAIDialect:
+    path = "chat/completions"
+
+    def headers(self, api_key: str | None) -> dict[str, str]:
+        return {"authorization": f"Bearer {api_key}"} if api_key else {}
+
+    def payload(self, model: str, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]) -> dict[str, Any]:
+        return {**params, "model": model, "messages": list(messages)}
+
+    def answer(self, body: Any, latency_ms: float) -> ChatResponse:
+        try:
+            choice = body["choices"][0]
+            text = choice["message"].get("content") or ""
+            usage = body.get("usage") or {}
+            return ChatResponse(
+                text=text if isinstance(text, str) else str(text),
+                prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                completion_tokens=int(usage.get("completion_tokens") or 0),
+                latency_ms=latency_ms,
+                model=str(body.get("model") or ""),
+                finish_reason=choice.get("finish_reason"),
+            )
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError):
+            raise MalformedAnswer from None
+
+    def should_retry(self, response: httpx.Response) -> bool:
+        return response.status_code in RETRYABLE_STATUSES
+
+    def server_delay(self, headers: Mapping[str, str]) -> float | None:
+        return server_delay(headers)
+
+    def error_detail(self, response: httpx.Response) -> str:
+        try:
+            error = response.json().get("error", {})
+            message = error.get("message") if isinstance(error, dict) else str(error)
+        except (ValueError, AttributeError):
+            message = None
+        return str(message or response.reason_phrase or "error")
+
+
+DIALECT = OpenAIDialect()
+
+
+def check_options(options: Mapping[str, Any]) -> None:
+    if options:
+        raise ValueError(f"unknown setting(s): {', '.join(sorted(options))}")
+
+
+def identity(profile: ProviderProfile) -> dict[str, str]:
+    return {"name": profile.name, "base_url": profile.base_url}
+
+
+@asynccontextmanager
+async def open_provider(
+    profile: ProviderProfile, api_key: str | None, options: ClientOptions
+) -> AsyncIterator[Provider]:
+    from .http import HttpProvider  # httpx: only when a run starts
+
+    provider = HttpProvider(DIALECT, identity(profile), profile.base_url, api_key, options)
+    try:
+        yield provider
+    finally:
+        await provider.aclose()

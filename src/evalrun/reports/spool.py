@@ -1,0 +1,48 @@
+"""Finished cases on disk, so memory stays flat in the number of cases.
+
+Case records are spooled to a temporary JSON-lines file as they finish; the report files are
+written by streaming the spool once the run ends, whatever way it ended.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from typing import IO, Any
+
+from ..events import Event, TaskFinished
+from ..schema import CaseResult
+
+__all__ = ["CaseSpool"]
+
+
+class CaseSpool:
+    """Case records, one JSON line each, in the order they finished; an observer of the run."""
+
+    def __init__(self) -> None:
+        self._file: IO[str] = tempfile.TemporaryFile("w+", encoding="utf-8", prefix="evalrun-cases-")
+        self.count = 0
+        self._reading = False
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, TaskFinished):
+            self.add(event.result)
+
+    def add(self, result: CaseResult) -> None:
+        if self._reading:  # a reader may have left the position mid-file
+            self._file.seek(0, os.SEEK_END)
+            self._reading = False
+        self._file.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+        self.count += 1
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        self._file.flush()
+        self._file.seek(0)
+        self._reading = True
+        for line in self._file:
+            yield json.loads(line)
+
+    def close(self) -> None:
+        self._file.close()

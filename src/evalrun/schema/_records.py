@@ -1,0 +1,211 @@
+"""The records evalrun writes and other programs read: results.json, test results, progress dicts.
+
+Field names and units here are a contract (``schemas/*.schema.json`` in the repository is the
+same contract for programs; the tests check real outputs against it). ``SCHEMA_VERSION`` is the
+one version of every document evalrun writes; it changes only when a key changes meaning or goes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypedDict
+
+from ._states import Status, TestOutcome
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AssertionResult",
+    "CaseResult",
+    "CategorySummary",
+    "LatencySummary",
+    "ProgressCounts",
+    "ProgressDict",
+    "ResultsDocument",
+    "RunInfo",
+    "Summary",
+    "TestRecord",
+    "TestResultsDocument",
+    "TestSummary",
+    "Tokens",
+]
+
+SCHEMA_VERSION = 1
+
+
+class Tokens(TypedDict):
+    prompt: int
+    completion: int
+
+
+#: One assertion's verdict on one answer ("pass" is a keyword, hence the functional form).
+AssertionResult = TypedDict("AssertionResult", {"type": str, "pass": bool, "score": float, "reason": str})
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """One case x model x repeat, as it ended; ``to_dict`` is its record in results.json."""
+
+    id: str
+    category: str
+    model: str
+    repeat: int
+    status: Status
+    score: float = 0.0
+    response: str | None = None
+    assertions: list[AssertionResult] = field(default_factory=list)
+    latency_ms: float = 0.0
+    tokens: Tokens = field(default_factory=lambda: Tokens(prompt=0, completion=0))
+    cached: bool = False
+    attempts: int = 0
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "category": self.category,
+            "model": self.model,
+            "repeat": self.repeat,
+            "status": self.status,
+            "score": self.score,
+            "response": self.response,
+            "assertions": self.assertions,
+            "latency_ms": round(self.latency_ms, 3),
+            "tokens": self.tokens,
+            "cached": self.cached,
+            "attempts": self.attempts,
+            "error": self.error,
+        }
+
+
+class CategorySummary(TypedDict):
+    total: int
+    passed: int
+    pass_rate: float
+
+
+class LatencySummary(TypedDict):
+    p50: float
+    p95: float
+
+
+class Summary(TypedDict):
+    """The ``summary`` of results.json: what the run amounted to."""
+
+    total: int
+    passed: int
+    failed: int
+    errors: int
+    not_run: int
+    pass_rate: float  # of the cases that ran: passed / (passed + failed + errors)
+    wall_seconds: float
+    cases_per_second: float
+    cache_hits: int
+    cache_efficiency: float  # a fraction, 0 to 1
+    avg_concurrency: float
+    peak_concurrency: int
+    retries: int
+    tokens: Tokens
+    latency_ms: LatencySummary
+    by_category: dict[str, CategorySummary]
+
+
+class RunInfo(TypedDict):
+    """The ``run`` of results.json: what was run, and how (settings hold no secret)."""
+
+    id: str
+    provider: str
+    models: list[str]
+    suites: list[str]
+    started_at: str
+    settings: Mapping[str, Any]
+
+
+class ResultsDocument(TypedDict):
+    """results.json as a whole (written streamed: ``cases`` never sits in memory)."""
+
+    schema: int
+    run: RunInfo
+    summary: Summary
+    cases: list[dict[str, Any]]
+
+
+class _ProgressBase(TypedDict):
+    status: str
+    progress_percentage: float
+    completed: int
+    total: int
+    message: str
+    eta_seconds: float | None
+    eta_formatted: str
+    elapsed_seconds: float
+
+
+class ProgressCounts(TypedDict, total=False):
+    """The counters of a progress dict: an eval run's case counters, or a test run's outcome
+    counts (``passed``, ``failed``, ``skipped``...), ``in_flight`` and ``tests_per_second``."""
+
+    passed: int
+    failed: int
+    errors: int
+    cache_hits: int
+    retries: int
+    rate_limited: int
+    in_flight: int
+    concurrency_limit: int
+    cases_per_second: float
+    skipped: int
+    xfailed: int
+    xpassed: int
+    error: int
+    tests_per_second: float
+
+
+class ProgressDict(_ProgressBase, ProgressCounts):
+    """What a progress callback receives, for eval and test runs alike: the common keys, then
+    the run kind's counters."""
+
+
+@dataclass
+class TestRecord:
+    """One pytest test, as it ended."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    id: str
+    outcome: TestOutcome
+    duration: float = 0.0
+    message: str = ""
+
+
+class TestSummary(TypedDict):
+    total: int
+    passed: int
+    failed: int
+    skipped: int
+    xfailed: int
+    xpassed: int
+    error: int
+    in_flight: int
+    not_run: int
+    duration_seconds: float
+    tests_per_second: float
+
+
+class TestResultsDocument(TypedDict):
+    """The ``evalrun test --output`` document, built from the plugin's event stream."""
+
+    schema: int
+    kind: str
+    state: str
+    message: str
+    exit_code: int
+    pytest_exit_status: int | None
+    replayed: bool
+    command: list[str]
+    started_at: str
+    summary: TestSummary
+    stages: dict[str, float | None]
+    tests: list[dict[str, Any]]
+    in_flight: list[str]
+    not_run: list[str]
