@@ -33,7 +33,7 @@ from .progress import Throttle
 from .providers import ClientOptions, Provider, open_provider
 from .reports import CaseSpool, write_reports
 from .schema import ProgressDict, RunInfo, RunKind, RunState, Summary
-from .scoring import AssertionScorer
+from .scoring import AssertionScorer, Scorer
 from .settings import ConfigError, Settings, load_settings
 from .suite import SuitePlan, plan_suites
 
@@ -85,10 +85,13 @@ class Runner:
         settings: Settings | None = None,
         *,
         env: Mapping[str, str] | None = None,
+        scorer: Scorer | None = None,
         **overrides: Unpack[SettingsLayer],
     ) -> None:
+        """``scorer`` judges every answer; by default, each case's own assertions."""
         self.settings = settings if settings is not None else load_settings(env=env, **overrides)
         self._env = os.environ if env is None else env
+        self._scorer = scorer or AssertionScorer()
         self._observers: list[Observer] = []
         self._progress_callbacks: list[tuple[Callable[[ProgressDict], Any], float]] = []
         self._plan: SuitePlan | None = None
@@ -160,7 +163,7 @@ class Runner:
         models = settings.model_names()
         per_case = len(models) * settings.repeat
         with self._observed(metrics, spool) as emit:
-            engine = Engine(provider, cache, AssertionScorer(), engine_options(settings), emit)
+            engine = Engine(provider, cache, self._scorer, engine_options(settings), emit)
             categories = {name: count * per_case for name, count in plan.categories.items()}
             emit(
                 RunStarted(
