@@ -22,7 +22,7 @@ def providers_command(
 
     with user_errors():
         settings = load_settings(config)
-    table = Table("provider", "base url", "model", "api key")
+    table = Table("provider", "api", "base url", "model", "api key")
     for name, profile in sorted(settings.providers.items()):
         if profile.api == "sim":
             key = "not needed (simulated)"
@@ -30,5 +30,5 @@ def providers_command(
             key = "not needed"
         else:
             key = f"{profile.api_key_env} {'set' if os.environ.get(profile.api_key_env) else 'NOT set'}"
-        table.add_row(name, profile.base_url or "loopback, started by evalrun", profile.model, key)
+        table.add_row(name, profile.api, profile.base_url or "loopback, started by evalrun", profile.model, key)
     Console(width=None if sys.stdout.isatty() else 140).print(table)
