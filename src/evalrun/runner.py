@@ -11,11 +11,10 @@ reports. It holds no display code, so a notebook and the CLI run the same thing:
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -24,18 +23,17 @@ import anyio
 
 from .cache import ResponseCache, open_store
 from .engine import Engine, EngineOptions, Outcome
-from .eventlog import JsonLinesLog
-from .events import Fanout, Observer, RunFinished, RunStarted
+from .events import RunFinished, RunStarted
 from .exitcodes import ExitCode, eval_exit_code
 from .metrics import RunMetrics
 from .plan import Task, case_selector, tasks
-from .progress import Throttle
 from .providers import ClientOptions, Provider, open_provider
 from .reports import CaseSpool, write_reports
-from .schema import ProgressDict, RunInfo, RunKind, RunState, Summary
+from .schema import RunInfo, RunKind, RunState, Summary
 from .scoring import AssertionScorer, Scorer
 from .settings import ConfigError, Settings, load_settings
 from .suite import SuitePlan, plan_suites
+from .watch import Watched
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -77,7 +75,7 @@ def engine_options(settings: Settings) -> EngineOptions:
     )
 
 
-class Runner:
+class Runner(Watched):
     """One evaluation run. Settings come as a ``Settings`` or as keyword overrides of the defaults."""
 
     def __init__(
@@ -89,22 +87,11 @@ class Runner:
         **overrides: Unpack[SettingsLayer],
     ) -> None:
         """``scorer`` judges every answer; by default, each case's own assertions."""
+        super().__init__()
         self.settings = settings if settings is not None else load_settings(env=env, **overrides)
         self._env = os.environ if env is None else env
         self._scorer = scorer or AssertionScorer()
-        self._observers: list[Observer] = []
-        self._progress_callbacks: list[tuple[Callable[[ProgressDict], Any], float]] = []
         self._plan: SuitePlan | None = None
-
-    def subscribe(self, observer: Observer) -> Runner:
-        """Receive every event of the run (displays, custom logs, metrics exporters)."""
-        self._observers.append(observer)
-        return self
-
-    def on_progress(self, callback: Callable[[ProgressDict], Any], interval: float = 0.2) -> Runner:
-        """Receive the progress dict at most every ``interval`` seconds, and at the start and end."""
-        self._progress_callbacks.append((callback, interval))
-        return self
 
     def prepare(self) -> SuitePlan:
         """Everything that can fail before a request: suites, selection, API key, paths. Idempotent."""
@@ -141,18 +128,6 @@ class Runner:
                 await store.aclose()
         return result
 
-    @contextlib.contextmanager
-    def _observed(self, metrics: RunMetrics, spool: CaseSpool) -> Iterator[Observer]:
-        """Every observer of one run: metrics and spool first, then the event log, subscribers, callbacks."""
-        settings = self.settings
-        with contextlib.ExitStack() as stack:
-            observers: list[Observer] = [metrics, spool]
-            if settings.events:
-                observers.append(JsonLinesLog(stack.enter_context(open(settings.events, "w", encoding="utf-8"))))
-            observers += self._observers
-            observers += [Throttle(metrics.progress, callback, every) for callback, every in self._progress_callbacks]
-            yield Fanout(observers)
-
     async def _run_engine(
         self, plan: SuitePlan, provider: Provider, cache: ResponseCache, handle_signals: bool
     ) -> RunResult:
@@ -162,7 +137,7 @@ class Runner:
         started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         models = settings.model_names()
         per_case = len(models) * settings.repeat
-        with self._observed(metrics, spool) as emit:
+        with self._observing([metrics, spool], metrics.progress, settings.events) as emit:
             engine = Engine(provider, cache, self._scorer, engine_options(settings), emit)
             categories = {name: count * per_case for name, count in plan.categories.items()}
             emit(

@@ -11,6 +11,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from ..events import Event, Observer, RunFinished, RunStarted
 from ..progress import Figures, format_eta
 from ..schema import RunState
 
@@ -48,9 +49,14 @@ def progress_row(current: Figures, unit: str) -> Table:
 
 
 class LiveView:
-    """A rich ``Live`` that renders on its own timer (4 times a second), whatever the event rate."""
+    """A live display: events update ``view`` (the run as the display knows it), and a rich ``Live``
+    renders it on its own timer (4 times a second), whatever the event rate, from the run's start
+    to its end."""
 
-    def __init__(self, stream: IO[str], render: Callable[[], RenderableType], refresh_per_second: float = 4) -> None:
+    def __init__(
+        self, stream: IO[str], view: Observer, render: Callable[[], RenderableType], refresh_per_second: float = 4
+    ) -> None:
+        self._view = view
         self._live = Live(
             console=Console(file=stream),
             get_renderable=render,
@@ -60,6 +66,13 @@ class LiveView:
             redirect_stderr=False,
         )
         self._started = False
+
+    def __call__(self, event: Event) -> None:
+        self._view(event)
+        if isinstance(event, RunStarted):
+            self.start()
+        elif isinstance(event, RunFinished):
+            self.close()
 
     def start(self) -> None:
         if not self._started:

@@ -13,7 +13,6 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from ..events import Event, RunFinished, RunStarted
 from ..metrics import RunMetrics
 from ._live import LiveView, header, progress_row
 
@@ -25,14 +24,7 @@ _MAX_CATEGORY_ROWS = 12
 class RichEvalDisplay(LiveView):
     def __init__(self, stream: IO[str]) -> None:
         self.metrics = RunMetrics()
-        super().__init__(stream, self._render)  # rich renders once while constructing
-
-    def __call__(self, event: Event) -> None:
-        self.metrics(event)
-        if isinstance(event, RunStarted):
-            self.start()
-        elif isinstance(event, RunFinished):
-            self.close()
+        super().__init__(stream, self.metrics, self._render)  # rich renders once while constructing
 
     def _render(self) -> RenderableType:
         m = self.metrics

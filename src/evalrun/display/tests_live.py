@@ -9,7 +9,6 @@ from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.text import Text
 
-from ..events import Event, RunFinished, RunStarted
 from ..schema import TestOutcome
 from ..testrun.progress import TestProgress
 from ._live import LiveView, header, progress_row
@@ -22,14 +21,7 @@ _PANEL_ROWS = 6
 class RichTestDisplay(LiveView):
     def __init__(self, stream: IO[str]) -> None:
         self.progress = TestProgress()
-        super().__init__(stream, self._render)  # rich renders once while constructing
-
-    def __call__(self, event: Event) -> None:
-        self.progress(event)
-        if isinstance(event, RunStarted):
-            self.start()
-        elif isinstance(event, RunFinished):
-            self.close()
+        super().__init__(stream, self.progress, self._render)  # rich renders once while constructing
 
     def _render(self) -> RenderableType:
         p = self.progress

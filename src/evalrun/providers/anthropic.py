@@ -35,7 +35,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from .base import ChatResponse, ClientOptions, MalformedAnswer, Provider, retry_after_seconds
+from .base import ChatResponse, ClientOptions, MalformedAnswer, Provider, retry_after
 from .profiles import ProviderProfile
 
 if TYPE_CHECKING:
@@ -138,16 +138,8 @@ def server_delay(headers: Mapping[str, str]) -> float | None:
     """The delay the server asked for: ``retry-after-ms``, ``retry-after``, else the reset of the
     exhausted rate-limit budget(s), else ``None`` (backoff decides)."""
     headers = {key.lower(): value for key, value in headers.items()}
-    if "retry-after-ms" in headers:
-        try:
-            return max(0.0, float(headers["retry-after-ms"]) / 1000)
-        except ValueError:
-            pass
-    if "retry-after" in headers:
-        delay = retry_after_seconds(headers["retry-after"])
-        if delay is not None:
-            return delay
-    return _reset_delay(headers)
+    delay = retry_after(headers)
+    return delay if delay is not None else _reset_delay(headers)
 
 
 # -- the dialect ---------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ __all__ = [
     "estimate_tokens",
     "is_loopback",
     "parse_duration",
+    "retry_after",
     "retry_after_seconds",
     "scrub",
 ]
@@ -130,6 +131,19 @@ def parse_duration(text: str) -> float | None:
     if not parts or "".join(n + u for n, u in parts) != text:
         return None
     return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """The wait a response asks for in the headers every API shares: ``retry-after-ms`` (OpenAI,
+    Anthropic), else ``retry-after``; None when neither says (a provider's own headers may)."""
+    if "retry-after-ms" in headers:
+        try:
+            return max(0.0, float(headers["retry-after-ms"]) / 1000)
+        except ValueError:
+            pass
+    if "retry-after" in headers:
+        return retry_after_seconds(headers["retry-after"])
+    return None
 
 
 def retry_after_seconds(value: str) -> float | None:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from .base import ChatResponse, ClientOptions, MalformedAnswer, Provider, parse_duration, retry_after_seconds
+from .base import ChatResponse, ClientOptions, MalformedAnswer, Provider, parse_duration, retry_after
 from .profiles import ProviderProfile
 
 if TYPE_CHECKING:
@@ -25,15 +25,9 @@ RETRYABLE_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 def server_delay(headers: Mapping[str, str]) -> float | None:
     """The delay the server asked for: ``retry-after-ms``, ``retry-after``, else the reset of the
     exhausted budget (requests or tokens), else the nearer reset."""
-    if "retry-after-ms" in headers:
-        try:
-            return max(0.0, float(headers["retry-after-ms"]) / 1000)
-        except ValueError:
-            pass
-    if "retry-after" in headers:
-        delay = retry_after_seconds(headers["retry-after"])
-        if delay is not None:
-            return delay
+    delay = retry_after(headers)
+    if delay is not None:
+        return delay
     resets = {kind: parse_duration(headers.get(f"x-ratelimit-reset-{kind}", "")) for kind in ("requests", "tokens")}
     exhausted = [resets[k] for k in resets if headers.get(f"x-ratelimit-remaining-{k}", "").strip() == "0"]
     known = [d for d in (exhausted or resets.values()) if d is not None]

@@ -24,6 +24,7 @@ __all__ = [
     "ResultsDocument",
     "RunInfo",
     "Summary",
+    "TestCounts",
     "TestRecord",
     "TestResultsDocument",
     "TestSummary",
@@ -178,14 +179,19 @@ class TestRecord:
     message: str = ""
 
 
-class TestSummary(TypedDict):
-    total: int
+class TestCounts(TypedDict):
+    """Tests by outcome, in pytest's words."""
+
     passed: int
     failed: int
     skipped: int
     xfailed: int
     xpassed: int
     error: int
+
+
+class TestSummary(TestCounts):
+    total: int
     in_flight: int
     not_run: int
     duration_seconds: float

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from ..events import (
     CollectError,
@@ -25,7 +25,7 @@ from ..events import (
     TestStarted,
 )
 from ..progress import Figures, figures, progress_dict
-from ..schema import FINAL_STATES, ProgressCounts, ProgressDict, RunState, TestOutcome, TestRecord
+from ..schema import FINAL_STATES, ProgressCounts, ProgressDict, RunState, TestCounts, TestOutcome, TestRecord
 
 __all__ = ["TestProgress"]
 
@@ -140,6 +140,17 @@ class TestProgress:
             "teardown": span(self.finished_at, end if self.finished_at else None),
         }
 
+    def outcome_counts(self) -> TestCounts:
+        c = self.counts
+        return {
+            "passed": c[TestOutcome.PASSED],
+            "failed": c[TestOutcome.FAILED],
+            "skipped": c[TestOutcome.SKIPPED],
+            "xfailed": c[TestOutcome.XFAILED],
+            "xpassed": c[TestOutcome.XPASSED],
+            "error": c[TestOutcome.ERROR],
+        }
+
     @property
     def current(self) -> str:
         return next(reversed(self.running), "") if self.running else ""
@@ -161,17 +172,9 @@ class TestProgress:
         """The progress dict given to callbacks, with the test counts."""
         current = self.figures
         message = self.message or (f"running {self.current}" if self.current else self.state)
-        c = self.counts
-        counts: ProgressCounts = {
-            "passed": c[TestOutcome.PASSED],
-            "failed": c[TestOutcome.FAILED],
-            "skipped": c[TestOutcome.SKIPPED],
-            "xfailed": c[TestOutcome.XFAILED],
-            "xpassed": c[TestOutcome.XPASSED],
-            "error": c[TestOutcome.ERROR],
-            "in_flight": len(self.in_flight),
-            "tests_per_second": round(current.rate, 2),
-        }
+        # A cast, as mypy will not spread one TypedDict into another with optional keys.
+        extra = {"in_flight": len(self.in_flight), "tests_per_second": round(current.rate, 2)}
+        counts = cast(ProgressCounts, {**self.outcome_counts(), **extra})
         return progress_dict(self.state, message, current, counts)
 
 

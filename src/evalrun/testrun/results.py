@@ -18,7 +18,6 @@ __all__ = ["build_document", "write_test_reports"]
 def build_document(progress: TestProgress, command: list[str], started_at: float) -> TestResultsDocument:
     """The ``--output`` document; ``started_at`` is the Unix time pytest was launched."""
     in_flight, not_run = progress.in_flight, progress.not_run()
-    c = progress.counts
     return {
         "schema": SCHEMA_VERSION,
         "kind": "pytest",
@@ -31,12 +30,7 @@ def build_document(progress: TestProgress, command: list[str], started_at: float
         "started_at": datetime.fromtimestamp(started_at, timezone.utc).isoformat(timespec="seconds"),
         "summary": {
             "total": progress.total,
-            "passed": c[TestOutcome.PASSED],
-            "failed": c[TestOutcome.FAILED],
-            "skipped": c[TestOutcome.SKIPPED],
-            "xfailed": c[TestOutcome.XFAILED],
-            "xpassed": c[TestOutcome.XPASSED],
-            "error": c[TestOutcome.ERROR],
+            **progress.outcome_counts(),
             "in_flight": len(in_flight),
             "not_run": len(not_run),
             "duration_seconds": round(progress.elapsed, 3),

@@ -17,7 +17,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +25,11 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ..eventlog import JsonLinesLog
-from ..events import Event, Fanout, Observer, RunFinished, RunStarted, TestsReplayed
+from ..events import Event, Observer, RunFinished, RunStarted, TestsReplayed
 from ..exitcodes import ExitCode
-from ..progress import Throttle
-from ..schema import ProgressDict, RunKind, RunState, TestOutcome, TestResultsDocument
+from ..schema import RunKind, RunState, TestOutcome, TestResultsDocument
 from ..settings import TestSettings, load_test_settings
+from ..watch import Watched
 from . import cache as test_cache
 from .progress import TestProgress
 from .results import build_document, write_test_reports
@@ -105,7 +104,7 @@ class _Stopper:
             self._signal(signal.SIGTERM if self.level == 2 else signal.SIGKILL)
 
 
-class TestRunner:
+class TestRunner(Watched):
     """One pytest run; ``run()`` returns a ``TestResult`` whatever way the run ends."""
 
     __test__ = False  # not a pytest test class, whatever its name
@@ -117,19 +116,8 @@ class TestRunner:
         env: Mapping[str, str] | None = None,
         **overrides: Unpack[TestSettingsLayer],
     ) -> None:
+        super().__init__()
         self.settings = settings if settings is not None else load_test_settings(env, **overrides)
-        self._observers: list[Observer] = []
-        self._progress_callbacks: list[tuple[Callable[[ProgressDict], Any], float]] = []
-
-    def subscribe(self, observer: Observer) -> TestRunner:
-        """Receive every event of the run (displays, custom logs)."""
-        self._observers.append(observer)
-        return self
-
-    def on_progress(self, callback: Callable[[ProgressDict], Any], interval: float = 0.2) -> TestRunner:
-        """Receive the progress dict at most every ``interval`` seconds, and at the start and end."""
-        self._progress_callbacks.append((callback, interval))
-        return self
 
     def _check_parallel(self) -> None:
         if self.settings.parallel is None:
@@ -160,24 +148,12 @@ class TestRunner:
             test_cache.store(state_dir, key, result.document)
         return result
 
-    @contextmanager
-    def _observed(self, progress: TestProgress) -> Iterator[Observer]:
-        """Every observer of one run: its progress first, then the event log, subscribers, callbacks."""
-        settings = self.settings
-        with contextlib.ExitStack() as stack:
-            observers: list[Observer] = [progress]
-            if settings.events:
-                observers.append(JsonLinesLog(stack.enter_context(open(settings.events, "w", encoding="utf-8"))))
-            observers += self._observers
-            observers += [Throttle(progress.progress, callback, every) for callback, every in self._progress_callbacks]
-            yield Fanout(observers)
-
     def _replay(self, document: TestResultsDocument) -> TestResult:
         progress = TestProgress()
         message = f"replayed from the test cache (recorded {document['started_at']}): nothing changed"
         summary: Mapping[str, Any] = document["summary"]
         counts = {outcome: int(summary[outcome]) for outcome in TestOutcome}
-        with self._observed(progress) as emit:
+        with self._observing([progress], progress.progress, self.settings.events) as emit:
             emit(RunStarted(uuid.uuid4().hex[:12], RunKind.TEST, summary["total"]))
             emit(TestsReplayed(document["started_at"], summary["total"], counts))
             emit(RunFinished(RunState(document["state"]), message, int(document["exit_code"])))
@@ -204,7 +180,7 @@ class TestRunner:
         progress = TestProgress()
         with contextlib.ExitStack() as stack:
             log = None if settings.verbose else stack.enter_context(open(log_path, "w", encoding="utf-8"))
-            emit = stack.enter_context(self._observed(progress))
+            emit = stack.enter_context(self._observing([progress], progress.progress, settings.events))
             try:
                 process = subprocess.Popen(
                     command,
