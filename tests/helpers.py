@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from evalrun.settings import Settings, load_settings
 from evalrun.sim import SimProcess
 from evalrun.sim.suites import arithmetic_cases as _arithmetic_cases
 from evalrun.sim.suites import write_suite as _write_suite
@@ -24,3 +25,16 @@ def local_config(path: Path, sim: SimProcess, **provider: Any) -> Path:
     extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in provider.items())
     path.write_text(f'[providers.local]\nbase_url = "{sim.base_url}"\nmodel = "sim-1"\n{extra}')
     return path
+
+
+def local_settings(tmp_path: Path, sim: SimProcess, cases: list[dict[str, Any]], **overrides: Any) -> Settings:
+    """Settings of a run of ``cases`` on the test's simulated provider, its cache in ``tmp_path``."""
+    suite = write_suite(tmp_path / "suite.jsonl", cases)
+    return load_settings(
+        local_config(tmp_path / "config.toml", sim),
+        env={},
+        provider="local",
+        suites=(str(suite),),
+        cache_dir=str(tmp_path / "cache"),
+        **overrides,
+    )

@@ -7,13 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import arithmetic_cases, local_config, write_suite
+from helpers import arithmetic_cases, local_settings
 
 from evalrun import Runner, RunResult
 from evalrun.cache import cache_key, key_record
 from evalrun.events import ConcurrencyChanged, Event
 from evalrun.ratelimit import AimdController, TokenBucket
-from evalrun.settings import load_settings
 from evalrun.sim import SimProcess
 
 
@@ -25,17 +24,9 @@ def run(
     progress: Any = None,
     **overrides: Any,
 ) -> RunResult:
-    suite = write_suite(tmp_path / "suite.jsonl", cases if cases is not None else arithmetic_cases(20))
-    settings = load_settings(
-        local_config(tmp_path / "config.toml", sim),
-        env={},
-        provider="local",
-        suites=(str(suite),),
-        cache_dir=str(tmp_path / "cache"),
-        retry_base_delay=0.005,
-        output=str(tmp_path / "results.json"),
-        **overrides,
-    )
+    chosen = cases if cases is not None else arithmetic_cases(20)
+    output = str(tmp_path / "results.json")
+    settings = local_settings(tmp_path, sim, chosen, retry_base_delay=0.005, output=output, **overrides)
     runner = Runner(settings, env={})
     if observer is not None:
         runner.subscribe(observer)

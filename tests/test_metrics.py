@@ -4,7 +4,7 @@ import io
 import random
 from pathlib import Path
 
-from helpers import arithmetic_cases, local_config, write_suite
+from helpers import arithmetic_cases, local_settings
 
 from evalrun import Runner
 from evalrun.display.eval_plain import PlainEvalDisplay
@@ -12,7 +12,6 @@ from evalrun.events import RunFinished, RunStarted, TaskFinished
 from evalrun.metrics import LatencyHistogram
 from evalrun.progress import figures, format_eta
 from evalrun.schema import CaseResult, RunKind, RunState, Status
-from evalrun.settings import load_settings
 from evalrun.sim import SimProcess
 
 
@@ -80,15 +79,7 @@ def test_rich_displays_render_a_whole_run(tmp_path: Path, sim: SimProcess) -> No
     display = RichEvalDisplay(stream)
     cases = arithmetic_cases(12)
     cases[0]["expected"] = "wrong"
-    suite = write_suite(tmp_path / "s.jsonl", cases)
-    settings = load_settings(
-        local_config(tmp_path / "c.toml", sim),
-        env={},
-        provider="local",
-        suites=(str(suite),),
-        cache_dir=str(tmp_path / "cache"),
-    )
-    Runner(settings, env={}).subscribe(display).run_sync()
+    Runner(local_settings(tmp_path, sim, cases), env={}).subscribe(display).run_sync()
     display.close()
     screen = stream.getvalue()
     assert "completed" in screen and "12/12" in screen and "100.0%" in screen and "math" in screen

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from fake_anthropic import FakeAnthropic
-from helpers import arithmetic_cases, local_config, write_suite
+from helpers import arithmetic_cases, local_settings, write_suite
 
 from evalrun import Runner, RunResult
 from evalrun.providers.base import ChatResponse
@@ -43,15 +43,7 @@ class Broken:
 
 
 def run(tmp_path: Path, sim: SimProcess, scorer: Scorer | None, cases: int = 12, **overrides: Any) -> RunResult:
-    suite = write_suite(tmp_path / "suite.jsonl", arithmetic_cases(cases))
-    settings = load_settings(
-        local_config(tmp_path / "config.toml", sim),
-        env={},
-        provider="local",
-        suites=(str(suite),),
-        cache_dir=str(tmp_path / "cache"),
-        **overrides,
-    )
+    settings = local_settings(tmp_path, sim, arithmetic_cases(cases), **overrides)
     return Runner(settings, env={}, scorer=scorer).run_sync()
 
 
