@@ -67,6 +67,7 @@ def test_a_failing_scorer_costs_its_case_never_the_run(tmp_path: Path, sim: SimP
     assert fresh.summary["errors"] == 12 and fresh.exit_code == 0
     records = list(fresh.cases())
     assert all(r["status"] == Status.ERROR and r["error"].startswith("scoring failed: RuntimeError") for r in records)
+    assert all(r["response"] == str(2 * int(r["id"][1:])) and r["tokens"]["completion"] for r in records)  # kept
     assert run(tmp_path, sim, None).summary["cache_hits"] == 12  # the answers themselves were kept
     cached = run(tmp_path, sim, Broken(), max_errors=100, min_pass_rate=0)  # the cache-hit path is guarded too
     assert cached.summary["errors"] == 12 and cached.summary["cache_hits"] == 12

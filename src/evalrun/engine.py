@@ -37,7 +37,7 @@ from .plan import Task
 from .providers.base import ChatResponse, Provider, ProviderError, RetryNotice, estimate_tokens
 from .ratelimit import AimdController, TokenBucket
 from .schema import CaseResult, RunState, Status
-from .scoring import ModelRequest, Scorer
+from .scoring import ModelRequest, Scorer, Verdict
 
 __all__ = ["Engine", "EngineOptions", "Outcome"]
 
@@ -199,25 +199,31 @@ class Engine:
     async def _finish(self, token: object, task: Task, answer: ChatResponse, cached: bool, attempts: int) -> None:
         """Score an answer, guarded, and report the task as finished."""
         case = task.case
+
+        async def generate(request: ModelRequest) -> ChatResponse:  # the scorer's calls, told as this case's
+            return await self.generate(request, label=case.id)
+
+        status, error = Status.FAIL, None
         try:
-            verdict = await self._scorer.score(case, answer, self.generate)
+            verdict = await self._scorer.score(case, answer, generate)
+            status = Status.PASS if verdict.passed else Status.FAIL
         except Exception as exc:  # a scorer's failure is its case's, never the run's
             reason = str(exc) if isinstance(exc, ProviderError) else repr(exc)
-            self._done(token, _not_answered(task, Status.ERROR, f"scoring failed: {reason}", attempts))
-            return
+            status, error, verdict = Status.ERROR, f"scoring failed: {reason}", Verdict(False, 0.0, [])
         result = CaseResult(
             case.id,
             case.category,
             task.model,
             task.repeat,
-            Status.PASS if verdict.passed else Status.FAIL,
+            status,
             score=verdict.score,
-            response=answer.text,
+            response=answer.text,  # kept even when scoring failed: the answer was paid for
             assertions=verdict.assertions,
             latency_ms=answer.latency_ms,
             tokens={"prompt": answer.prompt_tokens, "completion": answer.completion_tokens},
             cached=cached,
             attempts=attempts,
+            error=error,
         )
         self._done(token, result)
 
@@ -225,15 +231,16 @@ class Engine:
         del self._run.unfinished[token]
         self._emit(TaskFinished(result))
 
-    async def generate(self, request: ModelRequest) -> ChatResponse:
-        """A model call for a scorer: from the cache, or through a slot and the rate buckets."""
+    async def generate(self, request: ModelRequest, label: str = "") -> ChatResponse:
+        """A model call for a scorer: from the cache, or through a slot and the rate buckets.
+        ``label`` names the call in retry events (the case being scored)."""
         record = key_record(self._provider.identity, request.model, request.messages, request.params, request.category)
         key = cache_key(record)
         [cached] = await self._cache.lookup_many([key])
         if cached is not None:
             return cached
         async with self._limiter:
-            answer, _ = await self._ask(request.model, request.messages, request.params, request.category)
+            answer, _ = await self._ask(request.model, request.messages, request.params, label or request.category)
         self._cache.keep(key, record, answer, request.category)
         return answer
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .events import (
-    CacheHit,
     ConcurrencyChanged,
     Event,
     RetryScheduled,
@@ -136,9 +135,6 @@ class RunMetrics:
     def _on_task_started(self, event: TaskStarted) -> None:
         self._move_inflight(+1, event.at)
 
-    def _on_cache_hit(self, event: CacheHit) -> None:
-        self.cache_hits += 1
-
     def _on_retry(self, event: RetryScheduled) -> None:
         self.retries += 1
         self.rate_limited += event.status == 429
@@ -152,7 +148,9 @@ class RunMetrics:
         if result.status == Status.NOT_RUN:
             self.not_run += 1
             return
-        if not result.cached:
+        if result.cached:
+            self.cache_hits += 1  # counted as it finishes: a hit cancelled before is a task not run
+        else:
             self._move_inflight(-1, event.at)
         self.overall.add(result.status)
         self.by_category.setdefault(result.category, Counts()).add(result.status)
@@ -250,7 +248,6 @@ class RunMetrics:
 _HANDLERS: dict[type, Callable[[RunMetrics, Any], None]] = {
     RunStarted: RunMetrics._on_run_started,
     TaskStarted: RunMetrics._on_task_started,
-    CacheHit: RunMetrics._on_cache_hit,
     RetryScheduled: RunMetrics._on_retry,
     ConcurrencyChanged: RunMetrics._on_concurrency,
     TaskFinished: RunMetrics._on_task_finished,
