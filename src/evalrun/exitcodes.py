@@ -1,12 +1,12 @@
-"""Exit codes: what a CI step can act on (the README's table is the user's copy of this one)."""
+"""Exit codes: what a CI step can act on (the README's table is the user's copy of this one).
+
+Import-free, as every command imports it to fail cleanly."""
 
 from __future__ import annotations
 
 from enum import IntEnum
 
-from .schema import RunState
-
-__all__ = ["ExitCode", "eval_exit_code"]
+__all__ = ["ExitCode"]
 
 
 class ExitCode(IntEnum):
@@ -17,16 +17,3 @@ class ExitCode(IntEnum):
     TIMEOUT = 124  # --timeout reached (the code of coreutils' timeout)
     CRASHED = 125  # test: pytest died without finishing
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
-
-
-def eval_exit_code(state: RunState, errors: int, pass_rate: float, min_pass_rate: float, max_errors: int) -> ExitCode:
-    """The code an eval run exits with; an interrupted or timed-out run says so first."""
-    if state == RunState.INTERRUPTED:
-        return ExitCode.INTERRUPTED
-    if state == RunState.TIMEOUT:
-        return ExitCode.TIMEOUT
-    if errors > max_errors:
-        return ExitCode.PROVIDER_ERRORS
-    if pass_rate < min_pass_rate - 1e-12:
-        return ExitCode.BELOW_THRESHOLD
-    return ExitCode.OK

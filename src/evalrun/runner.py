@@ -24,7 +24,7 @@ import anyio
 from .cache import ResponseCache, open_store
 from .engine import Engine, EngineOptions, Outcome
 from .events import RunFinished, RunStarted
-from .exitcodes import ExitCode, eval_exit_code
+from .exitcodes import ExitCode
 from .metrics import RunMetrics
 from .plan import Task, case_selector, tasks
 from .providers import ClientOptions, Provider, open_provider
@@ -181,6 +181,19 @@ class Runner(Watched):
             exit_code=int(code),
         )
         return RunResult(run, summary, outcome.state, code, metrics, spool)
+
+
+def eval_exit_code(state: RunState, errors: int, pass_rate: float, min_pass_rate: float, max_errors: int) -> ExitCode:
+    """The code an eval run exits with; an interrupted or timed-out run says so first."""
+    if state == RunState.INTERRUPTED:
+        return ExitCode.INTERRUPTED
+    if state == RunState.TIMEOUT:
+        return ExitCode.TIMEOUT
+    if errors > max_errors:
+        return ExitCode.PROVIDER_ERRORS
+    if pass_rate < min_pass_rate - 1e-12:
+        return ExitCode.BELOW_THRESHOLD
+    return ExitCode.OK
 
 
 def _check_writable(settings: Settings) -> None:

@@ -11,7 +11,6 @@ Provider profiles (``[providers.NAME]``) name the *variable* holding an API key,
 
 from __future__ import annotations
 
-import difflib
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -25,11 +24,6 @@ from .providers.registry import KINDS, check_profile
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 __all__ = [
     "BUNDLED_SUITE",
@@ -315,6 +309,8 @@ def _file_layer(kind: type[Any], table: Any, where: str) -> dict[str, _Value]:
     values = {}
     for key, given in table.items():
         if key not in names:
+            import difflib
+
             close = difflib.get_close_matches(key, list(names), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise ConfigError(f"{where} unknown setting '{key}'{hint}")
@@ -390,6 +386,11 @@ def _profile(where: str, name: str, table: Any) -> ProviderProfile:
 
 
 def _from_file(path: Path) -> tuple[dict[str, _Value], dict[str, ProviderProfile]]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:

@@ -3,11 +3,18 @@
 ``base`` holds what every provider shares (the answer, the errors, the retry policy, the
 ``Provider`` protocol the engine speaks to); ``http`` the HTTP machinery every HTTP API shares;
 ``openai``, ``anthropic`` and ``sim`` are the kinds; ``registry`` opens the one a profile names.
+Names are re-exported lazily: settings read profiles without loading the retry policy.
 """
 
-from .base import ChatResponse, ClientOptions, Provider, ProviderError, RetryNotice
-from .profiles import BUILTIN_PROFILES, ProviderProfile
-from .registry import KINDS, check_profile, open_provider
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .base import ChatResponse, ClientOptions, Provider, ProviderError, RetryNotice
+    from .profiles import BUILTIN_PROFILES, ProviderProfile
+    from .registry import KINDS, check_profile, open_provider
 
 __all__ = [
     "BUILTIN_PROFILES",
@@ -21,3 +28,21 @@ __all__ = [
     "check_profile",
     "open_provider",
 ]
+_HOMES = {
+    "ChatResponse": "base",
+    "ClientOptions": "base",
+    "Provider": "base",
+    "ProviderError": "base",
+    "RetryNotice": "base",
+    "BUILTIN_PROFILES": "profiles",
+    "ProviderProfile": "profiles",
+    "KINDS": "registry",
+    "check_profile": "registry",
+    "open_provider": "registry",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'evalrun.providers' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)

@@ -7,8 +7,6 @@ asked to wait); the policy here turns that into a delay, the same way for every 
 
 from __future__ import annotations
 
-import email.utils
-import ipaddress
 import math
 import random
 import re
@@ -152,6 +150,8 @@ def retry_after_seconds(value: str) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         pass
+    import email.utils  # here: it pulls in socket, and most runs never see an HTTP date
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -178,6 +178,8 @@ def scrub(text: str, secret: str | None) -> str:
 
 def is_loopback(url: str) -> bool:
     """Whether a URL points at this machine (never sent through a proxy from the environment)."""
+    import ipaddress
+
     host = urlsplit(url).hostname or ""
     if host == "localhost":
         return True

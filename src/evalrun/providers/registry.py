@@ -10,10 +10,12 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from .base import ClientOptions, Provider
 from .profiles import ProviderProfile
+
+if TYPE_CHECKING:
+    from .base import ClientOptions, Provider
 
 __all__ = ["KINDS", "ProviderKind", "cache_identity", "check_profile", "open_provider"]
 
