@@ -1,8 +1,10 @@
 """The disk store: diskcache (SQLite) in a folder, shared by runs and by processes at once.
 
-SQLite calls run in one worker thread at a time, so the event loop never waits on the disk (or on
-another process's write lock); each call carries a whole batch, so the thread hop is paid once for
-many keys. Values keep the layout of earlier evalrun versions, so an existing cache stays warm.
+Reads run on the event loop: the database is in WAL mode, where readers never wait for a writer,
+and a batch of keys takes a few milliseconds; a worker thread would only add its hand-offs to the
+warm path (measured: a fifth of a warm run's throughput, and a wider spread). Writes and
+maintenance run in one worker thread at a time, as a writer may wait on another process's lock.
+Values keep the layout of earlier evalrun versions, so an existing cache stays warm.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ class DiskStore:
         return [ChatResponse(**value["response"]) if value is not None else None for value in values]
 
     async def get_many(self, keys: Sequence[str]) -> list[ChatResponse | None]:
-        return await self._in_thread(self._get_batch, keys)
+        return self._get_batch(keys)
 
     def _put_batch(self, entries: Sequence[tuple[str, StoredAnswer]], ttl: float | None) -> None:
         with self._cache.transact(retry=True):  # one commit for many answers, not one each

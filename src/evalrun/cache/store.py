@@ -1,7 +1,8 @@
 """The seam between the response cache and where answers are kept.
 
-A store keeps answers under keys, in batches, without blocking the event loop: the disk store runs
-its SQLite work in a worker thread, a network store would pipeline its round trips. The engine never
+A store keeps answers under keys, in batches, without making the event loop wait: the disk store
+reads from SQLite in WAL mode (readers never wait) and writes from a worker thread; a network store
+would pipeline its round trips. The engine never
 sees a store; it sees ``ResponseCache``, which decides what to read and write.
 """
 
