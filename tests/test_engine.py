@@ -168,6 +168,16 @@ def test_run_timeout_stops_cleanly_and_lists_what_did_not_run(tmp_path: Path, si
     assert rerun.summary["cache_hits"] == summary["passed"]  # finished work was kept: a resume
 
 
+def test_a_warm_run_still_hears_its_timeout(tmp_path: Path, sim: SimProcess) -> None:
+    """Cache hits never wait on anything: the engine must still let the run's deadline in."""
+    sim.control(latency_ms=0)
+    cases = arithmetic_cases(1000)
+    assert run(tmp_path, sim, cases, concurrency=100).summary["passed"] == 1000
+    warm = run(tmp_path, sim, cases, timeout=0.005)
+    assert warm.state == "timeout" and warm.summary["not_run"] > 0
+    assert warm.summary["cache_hits"] + warm.summary["not_run"] == 1000
+
+
 def test_progress_callback_receives_the_documented_dict(tmp_path: Path, sim: SimProcess) -> None:
     seen: list[dict[str, Any]] = []
     run(tmp_path, sim, progress=seen.append)

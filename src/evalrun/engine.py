@@ -22,6 +22,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 from .cache.key import cache_key, key_record, task_key
 from .cache.responses import ResponseCache
@@ -142,6 +143,7 @@ class Engine:
             )
             if not run.batch:
                 return
+            await anyio.lowlevel.checkpoint()  # a warm run never waits: let timers and signals in
             answers = await self._cache.lookup_many([lookup.key for lookup in run.batch])
             for answer in answers:
                 lookup = run.batch.popleft()
