@@ -7,36 +7,40 @@ CONTRIBUTING.md in the repository maps the modules behind it.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
-_EXPORTS = {
-    "Runner": "runner",
-    "RunResult": "runner",
-    "Settings": "settings",
-    "TestSettings": "settings",
-    "ConfigError": "errors",
-    "SuiteError": "errors",
-    "load_settings": "settings",
-    "load_test_settings": "settings",
-    "Case": "suite",
-    "load_suites": "suite",
-    "CaseResult": "schema",
-    "RunState": "schema",
-    "Status": "schema",
-    "RunMetrics": "metrics",
-    "ExitCode": "exitcodes",
-    "ProviderProfile": "providers",
-    "ProviderError": "providers",
-    "ChatResponse": "providers",
-    "ResponseCache": "cache",
-    "Scorer": "scoring",
-    "Verdict": "scoring",
-    "SimProcess": "sim",
-    "SimConfig": "sim",
-    "TestRunner": "testrun.runner",
-    "TestResult": "testrun.runner",
-}
+from ._lazy import lazy_exports
+
+_exports = lazy_exports(
+    __name__,
+    {
+        "Runner": "runner",
+        "RunResult": "runner",
+        "Settings": "settings",
+        "TestSettings": "settings",
+        "ConfigError": "errors",
+        "SuiteError": "errors",
+        "load_settings": "settings",
+        "load_test_settings": "settings",
+        "Case": "suite",
+        "load_suites": "suite",
+        "CaseResult": "schema",
+        "RunState": "schema",
+        "Status": "schema",
+        "RunMetrics": "metrics",
+        "ExitCode": "exitcodes",
+        "ProviderProfile": "providers",
+        "ProviderError": "providers",
+        "ChatResponse": "providers",
+        "ResponseCache": "cache",
+        "Scorer": "scoring",
+        "Verdict": "scoring",
+        "SimProcess": "sim",
+        "SimConfig": "sim",
+        "TestRunner": "testrun.runner",
+        "TestResult": "testrun.runner",
+    },
+)
 __all__ = [
     "Case",
     "CaseResult",
@@ -88,6 +92,4 @@ def __getattr__(name: str) -> Any:
         from importlib.metadata import version
 
         return version("evalrun")
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'evalrun' has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    return _exports(name)

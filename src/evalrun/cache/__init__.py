@@ -6,8 +6,9 @@ loads one (nor SQLite).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .._lazy import lazy_exports
 from .key import KEY_VERSION, cache_key, key_record, task_key
 from .responses import CACHE_MODES, ResponseCache, explain
 from .store import CacheStore, StoredAnswer, StoreStats
@@ -38,9 +39,4 @@ def open_store(location: str) -> CacheStore:
     return DiskStore(location)
 
 
-def __getattr__(name: str) -> Any:
-    if name == "DiskStore":
-        from .disk import DiskStore
-
-        return DiskStore
-    raise AttributeError(f"module 'evalrun.cache' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, {"DiskStore": "disk"})

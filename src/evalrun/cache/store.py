@@ -1,8 +1,8 @@
 """The seam between the response cache and where answers are kept.
 
-A store keeps answers under keys, in batches, without making the event loop wait: the disk store
-reads from SQLite in WAL mode (readers never wait) and writes from a worker thread; a network store
-would pipeline its round trips. The engine never
+A store keeps answers under keys, in batches, without making the event loop wait long: the disk
+store's batches are short SQLite transactions in WAL mode (readers never wait), run inline; a
+network store would pipeline its round trips so that one batch costs one round trip. The engine never
 sees a store; it sees ``ResponseCache``, which decides what to read and write.
 """
 

@@ -8,8 +8,9 @@ Names are re-exported lazily: settings read profiles without loading the retry p
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .base import ChatResponse, ClientOptions, Provider, ProviderError, RetryNotice
@@ -28,21 +29,18 @@ __all__ = [
     "check_profile",
     "open_provider",
 ]
-_HOMES = {
-    "ChatResponse": "base",
-    "ClientOptions": "base",
-    "Provider": "base",
-    "ProviderError": "base",
-    "RetryNotice": "base",
-    "BUILTIN_PROFILES": "profiles",
-    "ProviderProfile": "profiles",
-    "KINDS": "registry",
-    "check_profile": "registry",
-    "open_provider": "registry",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module 'evalrun.providers' has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "ChatResponse": "base",
+        "ClientOptions": "base",
+        "Provider": "base",
+        "ProviderError": "base",
+        "RetryNotice": "base",
+        "BUILTIN_PROFILES": "profiles",
+        "ProviderProfile": "profiles",
+        "KINDS": "registry",
+        "check_profile": "registry",
+        "open_provider": "registry",
+    },
+)

@@ -6,8 +6,9 @@ Names are re-exported lazily: a test run needs the JUnit writer, not the spool's
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .files import atomic_write, quoteattr
@@ -16,18 +17,15 @@ if TYPE_CHECKING:
     from .spool import CaseSpool
 
 __all__ = ["CaseSpool", "JUnitCase", "JUnitTotals", "atomic_write", "quoteattr", "write_junit", "write_reports"]
-_HOMES = {
-    "atomic_write": "files",
-    "quoteattr": "files",
-    "JUnitCase": "junit",
-    "JUnitTotals": "junit",
-    "write_junit": "junit",
-    "write_reports": "results",
-    "CaseSpool": "spool",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module 'evalrun.reports' has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "atomic_write": "files",
+        "quoteattr": "files",
+        "JUnitCase": "junit",
+        "JUnitTotals": "junit",
+        "write_junit": "junit",
+        "write_reports": "results",
+        "CaseSpool": "spool",
+    },
+)

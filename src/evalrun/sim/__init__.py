@@ -5,8 +5,9 @@ Imported lazily: settings only need ``SimConfig``, and must not pay for asyncio 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .config import SimConfig
@@ -14,10 +15,6 @@ if TYPE_CHECKING:
     from .server import SimServer
 
 __all__ = ["SimConfig", "SimProcess", "SimServer", "serve"]
-_HOMES = {"SimProcess": "process", "serve": "process", "SimConfig": "config", "SimServer": "server"}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module 'evalrun.sim' has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+__getattr__ = lazy_exports(
+    __name__, {"SimProcess": "process", "serve": "process", "SimConfig": "config", "SimServer": "server"}
+)
