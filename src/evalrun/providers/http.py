@@ -7,6 +7,7 @@ else, written once. Adding an API is writing its dialect.
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
@@ -88,7 +89,11 @@ class HttpProvider:
         self._base_delay = options.retry_base_delay
         # One single-connection client per slot instead of one pool of N: httpcore's pool scans all
         # of its connections on every request, which at 100 connections cuts throughput by 4-6x.
-        verify = httpx.create_ssl_context()  # loaded once (~20 ms), shared by every lane
+        # The CA bundle is loaded once (20-35 ms), shared by every lane, and only for HTTPS: a plain
+        # HTTP server (the simulated one, a local Ollama) gets a context with no CA at all, which
+        # would refuse any TLS rather than trust it.
+        https = base_url.lower().startswith("https:")
+        verify = httpx.create_ssl_context() if https else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         self._client_options: dict[str, Any] = {
             "base_url": base_url.rstrip("/") + "/",
             "headers": dialect.headers(api_key),
