@@ -157,8 +157,20 @@ def test_no_base_url_means_anthropics_own() -> None:
         async with open_provider(_profile(""), KEY, ClientOptions(concurrency=1)) as provider:
             return provider.identity
 
-    assert anyio.run(go) == {"name": "claude", "base_url": DEFAULT_BASE_URL}
+    expected = {"name": "claude", "base_url": DEFAULT_BASE_URL, "max_tokens": "1024", "version": "2023-06-01"}
+    assert anyio.run(go) == expected
     check_profile(_profile(""))  # BASE_URL_REQUIRED is False
+
+
+def test_the_profiles_max_tokens_is_part_of_the_cache_identity() -> None:
+    """A case without max_tokens gets the profile's: changing it changes the answer, so the key."""
+    from dataclasses import replace
+
+    from evalrun.providers.registry import cache_identity
+
+    base = _profile("")
+    assert cache_identity(base) != cache_identity(replace(base, options={"max_tokens": 64}))
+    assert cache_identity(base) != cache_identity(replace(base, options={"version": "2099-01-01"}))
 
 
 # -- retries -------------------------------------------------------------------------------------

@@ -128,6 +128,16 @@ def test_exit_2_when_the_api_key_is_missing(tmp_path: Path, sim: SimProcess) -> 
     assert sim.stats()["requests"] == 0
 
 
+def test_exit_2_for_a_malformed_key_which_is_never_shown(tmp_path: Path, sim: SimProcess) -> None:
+    for key in ("sk-SECRET-123456\r", "sk-SECRET-123456\n", "sk-SECRET-1234é56"):
+        done = eval_local(
+            tmp_path, sim, arithmetic_cases(2), env={"EVALRUN_TEST_KEY": key}, api_key_env="EVALRUN_TEST_KEY"
+        )
+        assert done.returncode == 2 and "EVALRUN_TEST_KEY holds" in done.stderr, done.stderr
+        assert "SECRET" not in done.stdout + done.stderr and "Traceback" not in done.stderr
+    assert sim.stats()["requests"] == 0
+
+
 def test_exit_3_when_provider_errors_exceed_max_errors(tmp_path: Path, sim: SimProcess) -> None:
     sim.control(rate_500=1.0)
     done = eval_local(tmp_path, sim, arithmetic_cases(3), "--retries", "0", "--output", "r.json")

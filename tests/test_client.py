@@ -150,6 +150,11 @@ def test_client_errors_are_not_retried(sim: SimProcess) -> None:
     assert notices == [] and sim.stats()["requests"] == 1
 
 
+def test_a_request_that_can_never_be_sent_is_an_error_not_a_crash(sim: SimProcess) -> None:
+    error, notices = _complete(sim, retries=3, base_url="ftp://127.0.0.1:9/v1")
+    assert isinstance(error, ProviderError) and "UnsupportedProtocol" in str(error) and notices == []
+
+
 def test_not_found_is_not_retried(sim: SimProcess) -> None:
     error, notices = _complete(sim, retries=3, base_url=sim.root_url + "/nowhere")
     assert isinstance(error, ProviderError) and error.status == 404 and notices == []

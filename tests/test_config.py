@@ -104,6 +104,8 @@ def test_provider_profiles_of_every_kind(tmp_path: Path) -> None:
     claude, fast = settings.providers["claude"], settings.providers["fast"]
     assert (claude.api, claude.options) == ("anthropic", {"max_tokens": 64})
     assert (fast.api, fast.options) == ("sim", {"latency_ms": 0})
+    config.write_text("[providers.old]\nsimulated = true\nlatency_ms = 5\n")  # before profiles had an api
+    assert load_settings(config, env={}).providers["old"].api == "sim"
     for table, message in (
         ('api = "soap"', "invalid value 'soap' for 'api'"),
         ('api = "sim"\nrate_429 = 2', "rate_429 is a share of calls, from 0 to 1"),

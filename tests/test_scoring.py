@@ -62,6 +62,17 @@ def test_a_model_graded_scorer_calls_through_the_engines_limiter_and_cache(tmp_p
     assert sim.stats()["requests"] == 0  # the judge's answers were cached like any other
 
 
+def test_a_warm_cache_is_judged_concurrently(tmp_path: Path, sim: SimProcess) -> None:
+    """Cached answers, uncached judgements: the judge calls run side by side, not one by one."""
+    assert run(tmp_path, sim, None).summary["passed"] == 12
+    sim.control(latency_ms=60)
+    sim.reset_stats()
+    judged = run(tmp_path, sim, EchoJudge(), concurrency=4)
+    stats = sim.stats()
+    assert judged.summary["cache_hits"] == 12 and judged.summary["passed"] == 12
+    assert stats["requests"] == 12 and stats["peak_inflight"] == 4
+
+
 def test_a_failing_scorer_costs_its_case_never_the_run(tmp_path: Path, sim: SimProcess) -> None:
     fresh = run(tmp_path, sim, Broken(), max_errors=100, min_pass_rate=0)
     assert fresh.summary["errors"] == 12 and fresh.exit_code == 0

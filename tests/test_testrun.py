@@ -253,7 +253,7 @@ def test_plugin_restores_an_ignored_sigint(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "evalrun.testrun.plugin", "-q"],
         cwd=root,
-        env={**os.environ, "EVALRUN_TEST_EVENTS": str(events)},
+        env={**os.environ, "EVALRUN_PYTEST_PLUGIN_EVENTS": str(events)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
@@ -310,5 +310,10 @@ def test_settings_from_environment_and_flags() -> None:
         load_test_settings(env={}, parallel="many")
     with pytest.raises(ConfigError, match="timeout must be greater than 0"):
         load_test_settings(env={}, timeout=0)
+    assert (
+        load_test_settings(env={"EVALRUN_TEST_TIMEOUT": "5", "TEST_TIMEOUT": "soon"}).timeout == 5.0
+    )  # only the winner
+    inherited = load_test_settings(env={"EVALRUN_TEST_EVENTS": "outer.jsonl", "EVALRUN_TEST_PYTEST_ARGS": "-k,a"})
+    assert inherited.events is None and inherited.pytest_args == ()  # a nested run must not take the outer's
     command = pytest_command(load_test_settings(env={}, parallel="auto"))
     assert command[3:7] == ["-p", "evalrun_pytest_events", "-n", "auto"]

@@ -89,7 +89,10 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     if name == "__version__":  # the installed distribution's, read once asked (metadata is slow)
-        from importlib.metadata import version
+        from importlib.metadata import PackageNotFoundError, version
 
-        return version("evalrun")
+        try:
+            return version("evalrun")
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            return "0+unknown"
     return _exports(name)

@@ -71,7 +71,9 @@ class _Lookup:
 
 
 @dataclass
-class _RunState:
+class _Ledger:
+    """How the run stands, and what it has taken from the source and not yet finished."""
+
     state: RunState = RunState.COMPLETED
     message: str = ""
     #: Tasks taken from the source and not finished: reported as not run if the run stops.
@@ -99,8 +101,13 @@ class Engine:
         self._aimd = AimdController(options.concurrency)
         self._rpm = TokenBucket(options.rpm) if options.rpm else None
         self._tpm = TokenBucket(options.tpm) if options.tpm else None
+        # Scoring that never calls a model is done where the answer is, at once; a scorer that may
+        # call one (a judge) is spawned, so that a warm cache does not judge one case at a time,
+        # with a budget of unfinished tasks to keep the number of coroutines bounded.
+        self._inline_scoring = not getattr(scorer, "calls_models", True)
+        self._budget = None if self._inline_scoring else anyio.CapacityLimiter(2 * options.concurrency)
         self._scope: anyio.CancelScope | None = None
-        self._run = _RunState()
+        self._run = _Ledger()
 
     def cancel(self, state: RunState = RunState.INTERRUPTED, message: str = "") -> None:
         """Stop the run from outside (Ctrl-C): in-flight calls are cancelled, the rest is not run."""
@@ -149,10 +156,15 @@ class Engine:
                 lookup = run.batch.popleft()
                 token = object()
                 run.unfinished[token] = lookup.task  # still listed if the run stops before it ends
+                if self._budget is not None:
+                    await self._budget.acquire_on_behalf_of(token)
                 if answer is not None:
                     case = lookup.task.case
                     self._emit(CacheHit(case.id, case.category, lookup.task.model, lookup.task.repeat))
-                    await self._finish(token, lookup.task, answer, cached=True, attempts=0)
+                    if self._inline_scoring:
+                        await self._finish(token, lookup.task, answer, cached=True, attempts=0)
+                    else:
+                        calls.start_soon(self._finish, token, lookup.task, answer, True, 0)
                 else:
                     await self._limiter.acquire_on_behalf_of(token)
                     calls.start_soon(self._call, lookup, token)
@@ -231,6 +243,8 @@ class Engine:
 
     def _done(self, token: object, result: CaseResult) -> None:
         del self._run.unfinished[token]
+        if self._budget is not None:
+            self._budget.release_on_behalf_of(token)
         self._emit(TaskFinished(result))
 
     async def generate(self, request: ModelRequest, label: str = "") -> ChatResponse:

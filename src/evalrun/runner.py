@@ -153,12 +153,9 @@ class Runner(Watched):
             )
             work = tasks(plan.cases(), models, settings.repeat)
             outcome = await _run_watching_signals(engine, work, handle_signals)
+            overall = metrics.overall  # the pass rate as results.json rounds it, so the two agree
             code = eval_exit_code(
-                outcome.state,
-                metrics.overall.errors,
-                metrics.overall.pass_rate,
-                settings.min_pass_rate,
-                settings.max_errors,
+                outcome.state, overall.errors, round(overall.pass_rate, 6), settings.min_pass_rate, settings.max_errors
             )
             emit(RunFinished(outcome.state, outcome.message, int(code), at=outcome.ended_at))
         summary = metrics.summary()

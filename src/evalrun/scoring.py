@@ -44,6 +44,9 @@ class Verdict:
 
 
 class Scorer(Protocol):
+    """Judges answers. A scorer that never calls ``generate`` may say so with a class attribute
+    ``calls_models = False``: the engine then scores where the answer is, without a task of its own."""
+
     async def score(self, case: Case, answer: ChatResponse, generate: Generate) -> Verdict:
         """Judge ``answer`` to ``case``; may call models through ``generate``."""
         ...
@@ -51,6 +54,8 @@ class Scorer(Protocol):
 
 class AssertionScorer:
     """The case's own assertions: pure functions of the answer, no model call."""
+
+    calls_models = False
 
     async def score(self, case: Case, answer: ChatResponse, generate: Generate) -> Verdict:
         passed, score, checks = score_case(case.assertions, answer.text, answer.latency_ms, case.threshold)

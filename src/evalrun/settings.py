@@ -138,10 +138,12 @@ def _setting(
     check: Callable[[Any], str | None] | None = None,
     legacy_env: tuple[str, ...] = (),
     aliases: tuple[str, ...] = (),
+    env: bool = True,
 ) -> Any:
     """A layered setting: ``read`` takes text or a value; ``legacy_env`` are older variable names
-    (the ``EVALRUN_`` one wins over them); ``aliases`` are other keys accepted in the file."""
-    metadata = {"read": read, "check": check, "legacy_env": legacy_env, "aliases": aliases}
+    (the ``EVALRUN_`` one wins over them); ``aliases`` are other keys accepted in the file; ``env``
+    False keeps a setting out of the environment (what a nested run would inherit by surprise)."""
+    metadata = {"read": read, "check": check, "legacy_env": legacy_env, "aliases": aliases, "env": env}
     return field(default=default, metadata=metadata)
 
 
@@ -217,18 +219,18 @@ class TestSettings:
 
     __test__ = False  # not a pytest test class, whatever its name
 
-    pytest_args: tuple[str, ...] = _setting((), _words)
+    pytest_args: tuple[str, ...] = _setting((), _words, env=False)
     timeout: float | None = _setting(None, _number, check=_positive, legacy_env=("TEST_TIMEOUT",))
     grace: float = _setting(5.0, _number, check=_at_least(0))
-    python: str = _setting(sys.executable, _text)
+    python: str = _setting(sys.executable, _text, env=False)
     parallel: str | None = _setting(None, _workers)
-    output: str | None = _setting(None, _text)
-    junit: str | None = _setting(None, _text)
-    events: str | None = _setting(None, _text)
+    output: str | None = _setting(None, _text, env=False)
+    junit: str | None = _setting(None, _text, env=False)
+    events: str | None = _setting(None, _text, env=False)
     cache: bool = _setting(False, _boolean, legacy_env=("ENABLE_TEST_CACHE",))
     verbose: bool = _setting(False, _boolean)
-    workdir: str = _setting(".", _text)
-    state_dir: str = _setting(".evalrun/test", _text)
+    workdir: str = _setting(".", _text, env=False)
+    state_dir: str = _setting(".evalrun/test", _text, env=False)
 
 
 class SettingsLayer(TypedDict, total=False):
@@ -321,9 +323,10 @@ def _file_layer(kind: type[Any], table: Any, where: str) -> dict[str, _Value]:
 def _env_layer(kind: type[Any], env: Mapping[str, str], prefix: str) -> dict[str, _Value]:
     values = {}
     for name, spec in _layered_fields(kind).items():
-        for variable in (*spec.metadata["legacy_env"], f"{prefix}{name.upper()}"):  # the last one given wins
-            if env.get(variable):
-                values[name] = _read(spec, env[variable], variable)
+        names = (f"{prefix}{name.upper()}", *spec.metadata["legacy_env"]) if spec.metadata["env"] else ()
+        variable = next((n for n in names if env.get(n)), None)  # the EVALRUN_ name first; only it is read
+        if variable is not None:
+            values[name] = _read(spec, env[variable], variable)
     return values
 
 
@@ -366,6 +369,8 @@ _PROFILE_READERS: dict[str, Callable[[object], Any]] = {
 def _profile(where: str, name: str, table: Any) -> ProviderProfile:
     if not isinstance(table, dict):
         raise ConfigError(f"{where} must be a table")
+    if table.get("simulated") is True:  # how profiles of the simulated provider were marked before `api`
+        table = {"api": "sim", **{k: v for k, v in table.items() if k != "simulated"}}
     known: dict[str, Any] = {}
     for key, reader in _PROFILE_READERS.items():
         if key in table:

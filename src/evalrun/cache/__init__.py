@@ -10,14 +10,13 @@ from typing import TYPE_CHECKING
 
 from .._lazy import lazy_exports
 from .key import KEY_VERSION, cache_key, key_record, task_key
-from .responses import CACHE_MODES, ResponseCache, explain
+from .responses import ResponseCache, explain
 from .store import CacheStore, StoredAnswer, StoreStats
 
 if TYPE_CHECKING:
     from .disk import DiskStore
 
 __all__ = [
-    "CACHE_MODES",
     "KEY_VERSION",
     "CacheStore",
     "DiskStore",

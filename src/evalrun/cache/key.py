@@ -29,10 +29,13 @@ def key_record(
     category: str,
     repeat: int | None = None,
 ) -> dict[str, Any]:
-    """The record whose hash is the key; ``repeat`` is given only when a run repeats cases."""
+    """The record whose hash is the key; ``repeat`` is given only when a run repeats cases.
+
+    ``provider`` is the provider's identity (see ``providers.registry.cache_identity``): its name,
+    where its answers come from, and any profile option that changes an answer."""
     record: dict[str, Any] = {
         "v": KEY_VERSION,
-        "provider": {"name": provider["name"], "base_url": provider["base_url"]},
+        "provider": dict(provider),
         "model": model,
         "messages": list(messages),
         "params": dict(params),

@@ -20,9 +20,7 @@ from ..providers.base import ChatResponse
 from .key import cache_key
 from .store import CacheStore, StoredAnswer
 
-__all__ = ["CACHE_MODES", "ResponseCache", "explain"]
-
-CACHE_MODES = ("on", "off", "refresh")
+__all__ = ["ResponseCache", "explain"]
 _FLUSH_SECONDS = 0.05
 _BATCH = 256
 
@@ -50,29 +48,44 @@ class ResponseCache:
             self._full.set()
 
     async def flush(self) -> None:
-        """Write what is queued, in one batch."""
+        """Write what is queued, in one batch; a batch the store did not take stays queued."""
         pending, self._pending = self._pending, []
-        if pending and self._store is not None:
+        if not pending or self._store is None:
+            return
+        try:
             await self._store.put_many(pending, self._ttl)
+        except BaseException:
+            self._pending[:0] = pending
+            raise
 
     async def _flush_every(self, seconds: float) -> None:
         while True:
             with anyio.move_on_after(seconds):
                 await self._full.wait()
             self._full = anyio.Event()
-            await self.flush()
+            with anyio.CancelScope(shield=True):  # a batch on its way to the store gets there
+                await self.flush()
 
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[ResponseCache]:
-        """The cache, with its writer running; every queued answer is written on the way out."""
+        """The cache, with its writer running; every queued answer is written on the way out.
+
+        An error of the body leaves as itself, not wrapped in the writer's task group (the CLI turns
+        an ``OSError`` into one line and exit code 2)."""
+        failure: Exception | None = None
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(self._flush_every, _FLUSH_SECONDS)
-                yield self
+                try:
+                    yield self
+                except Exception as exc:
+                    failure = exc
                 group.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
                 await self.flush()
+        if failure is not None:
+            raise failure
 
 
 async def explain(store: CacheStore, case_id: str, record: Mapping[str, Any]) -> list[str]:

@@ -28,7 +28,7 @@ def _settings(config: str | None, cache_dir: str | None) -> Settings:
 @app.command("stats")
 def stats(config: ConfigOption = None, cache_dir: CacheDirOption = None) -> None:
     """Entries and size of the cache."""
-    from ..cache.inspect import store_stats
+    from ..cache_admin import store_stats
 
     info = anyio.run(store_stats, _settings(config, cache_dir))
     typer.echo(f"{info.where}: {info.entries:,} entries, {info.bytes / 1e6:.1f} MB")
@@ -37,7 +37,7 @@ def stats(config: ConfigOption = None, cache_dir: CacheDirOption = None) -> None
 @app.command("clear")
 def clear(config: ConfigOption = None, cache_dir: CacheDirOption = None) -> None:
     """Remove every entry."""
-    from ..cache.inspect import clear_store
+    from ..cache_admin import clear_store
 
     settings = _settings(config, cache_dir)
     typer.echo(f"removed {anyio.run(clear_store, settings):,} entries from {settings.cache_dir}")
@@ -46,7 +46,7 @@ def clear(config: ConfigOption = None, cache_dir: CacheDirOption = None) -> None
 @app.command("prune")
 def prune(config: ConfigOption = None, cache_dir: CacheDirOption = None) -> None:
     """Remove expired entries and trim the cache to its size limit."""
-    from ..cache.inspect import prune_store
+    from ..cache_admin import prune_store
 
     settings = _settings(config, cache_dir)
     typer.echo(f"pruned {anyio.run(prune_store, settings):,} entries from {settings.cache_dir}")
@@ -63,7 +63,7 @@ def explain(
     cache_dir: CacheDirOption = None,
 ) -> None:
     """Say whether a case would hit the cache now, and if not, what changed since it was cached."""
-    from ..cache.inspect import explain_case
+    from ..cache_admin import explain_case
     from ..settings import load_settings
 
     with user_errors():

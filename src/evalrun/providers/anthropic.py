@@ -35,7 +35,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from .base import ChatResponse, ClientOptions, MalformedAnswer, Provider, retry_after
+from .base import RETRYABLE_STATUSES, ChatResponse, ClientOptions, MalformedAnswer, Provider, retry_after
 from .profiles import ProviderProfile
 
 if TYPE_CHECKING:
@@ -57,7 +57,6 @@ BASE_URL_REQUIRED = False
 DEFAULT_BASE_URL = "https://api.anthropic.com/v1"
 DEFAULT_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 1024
-RETRYABLE_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 
 _SYSTEM_ROLES = frozenset({"system", "developer"})
 _PASSED_PARAMS = ("temperature", "top_p", "top_k", "metadata", "thinking", "tools", "tool_choice", "service_tier")
@@ -235,7 +234,14 @@ def check_options(options: Mapping[str, Any]) -> None:
 
 
 def identity(profile: ProviderProfile) -> dict[str, str]:
-    return {"name": profile.name, "base_url": profile.base_url or DEFAULT_BASE_URL}
+    """Name and URL, and what the profile adds to every request: a case without ``max_tokens``
+    gets the profile's, so changing it must miss the cache."""
+    return {
+        "name": profile.name,
+        "base_url": profile.base_url or DEFAULT_BASE_URL,
+        "max_tokens": str(profile.options.get("max_tokens", DEFAULT_MAX_TOKENS)),
+        "version": str(profile.options.get("version", DEFAULT_VERSION)).strip(),
+    }
 
 
 @asynccontextmanager
@@ -249,8 +255,8 @@ async def open_provider(
         version=profile.options.get("version", DEFAULT_VERSION).strip(),
         max_tokens=profile.options.get("max_tokens", DEFAULT_MAX_TOKENS),
     )
-    base_url = profile.base_url or DEFAULT_BASE_URL
-    provider = HttpProvider(dialect, identity(profile), base_url, api_key, options)
+    known = identity(profile)
+    provider = HttpProvider(dialect, known, known["base_url"], api_key, options)
     try:
         yield provider
     finally:

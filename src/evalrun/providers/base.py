@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 __all__ = [
+    "RETRYABLE_STATUSES",
     "ChatResponse",
     "ClientOptions",
     "MalformedAnswer",
@@ -35,6 +36,8 @@ __all__ = [
 
 #: The longest wait evalrun accepts from a server before retrying (a longer word is capped).
 MAX_RETRY_DELAY = 60.0
+#: What most APIs mean by "try again": timeout, conflict, rate limit, and the server's own errors.
+RETRYABLE_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 
 
 @dataclass(frozen=True)

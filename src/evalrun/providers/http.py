@@ -61,6 +61,10 @@ class Dialect(Protocol):
         ...
 
 
+def _described(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
 class _Retry(Exception):
     def __init__(self, reason: str, status: int | None = None, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(reason)
@@ -137,7 +141,9 @@ class HttpProvider:
         try:
             response = await self._post(payload)
         except _RETRYABLE_EXCEPTIONS as exc:
-            raise _Retry(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from None
+            raise _Retry(_described(exc)) from None
+        except httpx.HTTPError as exc:  # a request that can never be sent (bad URL, header, protocol)
+            raise ProviderError(scrub(_described(exc), self._secret)) from None
         latency_ms = (time.perf_counter() - started) * 1000
         if response.status_code == 200:
             try:

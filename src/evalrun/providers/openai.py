@@ -10,7 +10,15 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from .base import ChatResponse, ClientOptions, MalformedAnswer, Provider, parse_duration, retry_after
+from .base import (
+    RETRYABLE_STATUSES,
+    ChatResponse,
+    ClientOptions,
+    MalformedAnswer,
+    Provider,
+    parse_duration,
+    retry_after,
+)
 from .profiles import ProviderProfile
 
 if TYPE_CHECKING:
@@ -19,7 +27,6 @@ if TYPE_CHECKING:
 __all__ = ["DIALECT", "OpenAIDialect", "check_options", "identity", "open_provider", "server_delay"]
 
 BASE_URL_REQUIRED = True
-RETRYABLE_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 
 
 def server_delay(headers: Mapping[str, str]) -> float | None:

@@ -37,6 +37,12 @@ class ProviderProfile:
                 f"{self.api_key_env} is not set: provider '{self.name}' needs an API key "
                 f"(export {self.api_key_env}=...)"
             )
+        if not key.isascii() or not key.isprintable() or key != key.strip():
+            # A key from a CRLF .env file ends in \r: HTTP libraries reject the header and quote it whole.
+            raise ConfigError(
+                f"{self.api_key_env} holds spaces, control or non-ASCII characters: an API key has none "
+                "(the value is not shown)"
+            )
         return key
 
 

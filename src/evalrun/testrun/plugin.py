@@ -1,6 +1,6 @@
 """evalrun's pytest plugin: one JSON line per event, for a parent process to tail.
 
-Loaded with ``-p evalrun.testrun.plugin``; active only when ``EVALRUN_TEST_EVENTS`` names a file.
+Loaded with ``-p evalrun.testrun.plugin``; active only when ``EVALRUN_PYTEST_PLUGIN_EVENTS`` names a file.
 Standard library and pytest only. Every line is written and flushed at once, so a parent sees the
 test that is running even if the process is later killed, and no error here ever reaches pytest.
 
@@ -25,7 +25,7 @@ from typing import IO, Any
 
 import pytest
 
-EVENTS_VARIABLE = "EVALRUN_TEST_EVENTS"
+EVENTS_VARIABLE = "EVALRUN_PYTEST_PLUGIN_EVENTS"
 _MESSAGE_LIMIT = 2000
 
 

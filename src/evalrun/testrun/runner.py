@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 __all__ = ["TestResult", "TestRunner", "pytest_command"]
 
 PLUGIN_MODULE = "evalrun_pytest_events"  # the plugin, copied where any interpreter can import it
-EVENTS_VARIABLE = "EVALRUN_TEST_EVENTS"  # the plugin's own name for it; the plugin imports nothing of ours
+EVENTS_VARIABLE = "EVALRUN_PYTEST_PLUGIN_EVENTS"  # the plugin's own name for it; the plugin imports nothing of ours
 _POLL_SECONDS = 0.02
 _KILL_AFTER_TERM = 2.0
 _EXIT_MEANINGS = {

@@ -73,7 +73,7 @@ class EventTail:
                 continue
             try:
                 event = to_event(json.loads(line))
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, AttributeError):
                 continue  # a line cut short by a killed pytest tells nothing
             if event is not None:
                 yield event

@@ -9,15 +9,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from ..errors import ConfigError
-from ..plan import Task
-from ..providers.registry import cache_identity
-from ..settings import Settings
-from ..suite import load_suites
-from . import open_store
-from .key import task_key
-from .responses import explain
-from .store import CacheStore, StoreStats
+from .cache import open_store
+from .cache.key import task_key
+from .cache.responses import explain
+from .cache.store import CacheStore, StoreStats
+from .errors import ConfigError
+from .plan import Task
+from .providers.registry import cache_identity
+from .settings import Settings
+from .suite import load_suites
 
 __all__ = ["clear_store", "explain_case", "opened_store", "prune_store", "store_stats"]
 
