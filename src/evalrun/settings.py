@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 CONFIG_FILE = "config.toml"
+PROGRESS_MODES = ("auto", "rich", "plain", "json", "none")
 BUNDLED_SUITE = str(Path(__file__).parent / "data" / "sample.jsonl")
 
 # -- reading a value, from text (file, environment) or as it is (flags, API) --------------------
@@ -178,7 +179,7 @@ class Settings:
     junit: str | None = _setting(None, _text)
     summary_md: str | None = _setting(None, _text)
     events: str | None = _setting(None, _text)
-    progress: str = _setting("auto", _choice("auto", "rich", "plain", "json", "none"))
+    progress: str = _setting("auto", _choice(*PROGRESS_MODES))
     providers: Mapping[str, ProviderProfile] = field(default_factory=lambda: dict(BUILTIN_PROFILES))
 
     def profile(self) -> ProviderProfile:
@@ -231,6 +232,7 @@ class TestSettings:
     verbose: bool = _setting(False, _boolean)
     workdir: str = _setting(".", _text, env=False)
     state_dir: str = _setting(".evalrun/test", _text, env=False)
+    progress: str = _setting("auto", _choice(*PROGRESS_MODES))
 
 
 class SettingsLayer(TypedDict, total=False):
@@ -278,6 +280,7 @@ class TestSettingsLayer(TypedDict, total=False):
     verbose: bool | None
     workdir: str | None
     state_dir: str | None
+    progress: str | None
 
 
 # -- the layers ------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ def test_command(
     cache: Annotated[
         bool | None, typer.Option("--cache/--no-cache", help="Replay the last result when nothing changed.")
     ] = None,
-    progress: Annotated[str, typer.Option(help="auto | rich | plain | json | none")] = "auto",
+    progress: Annotated[str | None, typer.Option(help="auto | rich | plain | json | none")] = None,
     python: Annotated[str | None, typer.Option(help="Interpreter of the project under test.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show pytest's own output live.")] = False,
 ) -> None:
@@ -50,8 +50,9 @@ def test_command(
             cache=cache,
             python=python,
             verbose=verbose or None,
+            progress=progress,
         )
-        mode = resolve_mode(progress, sys.stderr)
+        mode = resolve_mode(settings.progress, sys.stderr)
         display = make_display("plain" if verbose and mode == "rich" else mode, RunKind.TEST)
         try:
             result = TestRunner(settings).subscribe(display).run(handle_signals=True)
