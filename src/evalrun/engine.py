@@ -63,7 +63,7 @@ class Outcome:
     ended_at: float
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # one per task: the cheapest dataclass to make
 class _Lookup:
     task: Task
     key: str

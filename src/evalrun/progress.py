@@ -16,7 +16,7 @@ from typing import Any
 from .events import Event, RunFinished, RunStarted
 from .schema import ProgressCounts, ProgressDict
 
-__all__ = ["Figures", "Throttle", "figures", "format_eta", "progress_dict"]
+__all__ = ["Figures", "Throttle", "figures", "format_eta", "percentage", "progress_dict"]
 
 
 def format_eta(seconds: float | None) -> str:
@@ -50,8 +50,12 @@ def figures(done: int, total: int, elapsed: float, working: float, finished: boo
         eta: float | None = 0.0
     else:
         eta = remaining / rate if rate > 0 else None
-    percentage = 100.0 * min(done, total) / total if total else 100.0 if finished else 0.0
-    return Figures(done, total, elapsed, rate, eta, percentage)
+    return Figures(done, total, elapsed, rate, eta, percentage(done, total, finished))
+
+
+def percentage(done: int, total: int, finished: bool) -> float:
+    """How far a run is: a finished run of nothing is 100 % done, an unfinished one 0 %."""
+    return 100.0 * min(done, total) / total if total else 100.0 if finished else 0.0
 
 
 def progress_dict(state: str, message: str, current: Figures, counts: ProgressCounts) -> ProgressDict:

@@ -9,6 +9,7 @@ from typing import IO
 
 from ..events import Event, RunFinished, RunStarted, TaskFinished
 from ..metrics import RunMetrics
+from ..progress import percentage
 from ._plain import PlainLines, plain_progress
 
 __all__ = ["PlainEvalDisplay", "progress_line"]
@@ -38,7 +39,7 @@ class PlainEvalDisplay(PlainLines):
                 f"concurrency {event.concurrency}"
             )
         elif isinstance(event, TaskFinished):
-            if self.due(metrics.figures.percentage):
+            if self.due(percentage(metrics.overall.done, metrics.overall.total, False)):  # per case: no Figures
                 self.write(progress_line(metrics))
         elif isinstance(event, RunFinished):
             if not self.ended_on_a_line:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import IO
 
 from ..events import CollectError, CollectionFinished, Event, RunFinished, RunStarted, TestFinished
+from ..progress import percentage
 from ..schema import TestOutcome
 from ..testrun.progress import TestProgress
 from ._plain import PlainLines, plain_progress
@@ -43,7 +44,7 @@ class PlainTestDisplay(PlainLines):
             for record in progress.failures[self._failures_told :]:
                 self.write(f"{record.outcome.upper()}: {record.id}")
             self._failures_told = len(progress.failures)
-            if progress.total and self.due(progress.figures.percentage):
+            if progress.total and self.due(percentage(len(progress.records), progress.total, False)):
                 self.write(tests_progress_line(progress))
         elif isinstance(event, RunFinished) and not self.ended_on_a_line and not progress.replayed:
             self.write(tests_progress_line(progress))
