@@ -18,8 +18,11 @@ def sim_command(
     rate_500: Annotated[float, typer.Option("--rate-500", help="Share of calls answered 500.")] = 0.0,
     rate_timeout: Annotated[float, typer.Option(help="Share of calls never answered.")] = 0.0,
     rate_malformed: Annotated[float, typer.Option(help="Share of calls with a broken body.")] = 0.0,
-    retry_after_ms: Annotated[float, typer.Option(help="retry-after sent with a 429.")] = 20.0,
+    retry_after_ms: Annotated[float, typer.Option(help="retry-after sent with a random 429.")] = 20.0,
     seed: Annotated[int, typer.Option(help="Seed of the fault generator.")] = 0,
+    rpm: Annotated[float, typer.Option(help="Requests a minute the key may make (0: unlimited).")] = 0.0,
+    tpm: Annotated[float, typer.Option(help="Tokens a minute the key may spend (0: unlimited).")] = 0.0,
+    max_inflight: Annotated[int, typer.Option(help="Chat requests served at once; more get 429 (0: no cap).")] = 0,
 ) -> None:
     """Serve the simulated OpenAI-compatible provider (chat completions, /stats, /control)."""
     from ..sim import SimConfig, serve
@@ -36,6 +39,9 @@ def sim_command(
                 "rate_malformed": rate_malformed,
                 "retry_after_ms": retry_after_ms,
                 "seed": seed,
+                "rpm": rpm,
+                "tpm": tpm,
+                "max_inflight": max_inflight,
             }
         )
     except ValueError as exc:
