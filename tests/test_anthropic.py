@@ -13,6 +13,8 @@ import httpx
 import pytest
 from fake_anthropic import FakeAnthropic
 
+from evalrun.client import CallPolicy, ModelClient
+from evalrun.events import Event, RetryScheduled
 from evalrun.providers.anthropic import (
     DEFAULT_BASE_URL,
     AnthropicDialect,
@@ -21,7 +23,7 @@ from evalrun.providers.anthropic import (
     parse_rfc3339,
     server_delay,
 )
-from evalrun.providers.base import ChatResponse, ClientOptions, ProviderError, RetryNotice
+from evalrun.providers.base import ChatResponse, ClientOptions, ProviderError
 from evalrun.providers.profiles import ProviderProfile
 from evalrun.providers.registry import check_profile
 from evalrun.providers.registry import open_provider as open_registered
@@ -56,28 +58,31 @@ def run_call(
     messages: Sequence[Mapping[str, Any]] = MESSAGES,
     params: Mapping[str, Any] | None = None,
     key: str = KEY,
-) -> tuple[tuple[ChatResponse, int] | ProviderError, list[RetryNotice]]:
-    """One call through the registry: the answer and attempts (or the error), and the retry notices."""
-    notices: list[RetryNotice] = []
-    client = ClientOptions(concurrency=2, request_timeout=5, retries=retries, retry_base_delay=0.001)
+) -> tuple[tuple[ChatResponse, int] | ProviderError, list[RetryScheduled]]:
+    """One call through the registry and the model client: the answer and attempts (or the error),
+    and the retries."""
+    events: list[Event] = []
+    policy = CallPolicy(concurrency=2, retries=retries, retry_base_delay=0.001)
 
     async def go() -> tuple[ChatResponse, int] | ProviderError:
-        async with open_registered(_profile(fake.url, options), key, client) as provider:
+        async with open_registered(_profile(fake.url, options), key, ClientOptions(2, 5)) as provider:
+            client, holder = ModelClient(provider, policy, lambda event: events.append(event)), object()
             try:
-                return await provider.complete("m", messages, dict(params or {}), notices.append)
+                await client.acquire(holder)
+                return await client.complete(holder, "m", messages, dict(params or {}), "case")
             except ProviderError as exc:
                 return exc
 
-    return anyio.run(go), notices
+    return anyio.run(go), [event for event in events if isinstance(event, RetryScheduled)]
 
 
-def answered(fake: FakeAnthropic, **kwargs: Any) -> tuple[ChatResponse, int, list[RetryNotice]]:
+def answered(fake: FakeAnthropic, **kwargs: Any) -> tuple[ChatResponse, int, list[RetryScheduled]]:
     result, notices = run_call(fake, **kwargs)
     assert not isinstance(result, ProviderError), result
     return result[0], result[1], notices
 
 
-def failed(fake: FakeAnthropic, **kwargs: Any) -> tuple[ProviderError, list[RetryNotice]]:
+def failed(fake: FakeAnthropic, **kwargs: Any) -> tuple[ProviderError, list[RetryScheduled]]:
     result, notices = run_call(fake, **kwargs)
     assert isinstance(result, ProviderError), result
     return result, notices

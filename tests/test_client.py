@@ -1,4 +1,5 @@
-"""The OpenAI-compatible provider against the simulated server: real HTTP on 127.0.0.1."""
+"""The OpenAI-compatible provider, through the model client, against the simulated server: real
+HTTP on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -7,14 +8,9 @@ import time
 import anyio
 import pytest
 
-from evalrun.providers.base import (
-    ChatResponse,
-    ClientOptions,
-    ProviderError,
-    RetryNotice,
-    backoff_delay,
-    parse_duration,
-)
+from evalrun.client import CallPolicy, ModelClient, backoff_delay
+from evalrun.events import Event, RetryScheduled
+from evalrun.providers.base import ChatResponse, ClientOptions, ProviderError, parse_duration
 from evalrun.providers.http import HttpProvider
 from evalrun.providers.openai import DIALECT, server_delay
 from evalrun.sim import SimProcess
@@ -78,21 +74,26 @@ def _complete(
     api_key: str | None = None,
     base_url: str | None = None,
     request_timeout: float = 5.0,
-) -> tuple[tuple[ChatResponse, int] | ProviderError, list[RetryNotice]]:
-    notices: list[RetryNotice] = []
+    rate_limit_wait: float = 600.0,
+) -> tuple[tuple[ChatResponse, int] | ProviderError, list[RetryScheduled]]:
+    """One call through the model client: the answer and attempts (or the error), and its retries."""
+    events: list[Event] = []
 
     async def go() -> tuple[ChatResponse, int] | ProviderError:
-        options = ClientOptions(retries=retries, retry_base_delay=0.001, request_timeout=request_timeout)
         identity = {"name": "sim", "base_url": "sim://evalrun"}
-        client = HttpProvider(DIALECT, identity, base_url or sim.base_url, api_key, options)
+        options = ClientOptions(concurrency=1, request_timeout=request_timeout)
+        provider = HttpProvider(DIALECT, identity, base_url or sim.base_url, api_key, options)
+        policy = CallPolicy(concurrency=1, retries=retries, retry_base_delay=0.001, rate_limit_wait=rate_limit_wait)
+        client, holder = ModelClient(provider, policy, lambda event: events.append(event)), object()
         try:
-            return await client.complete("sim-1", MESSAGES, {"temperature": 0}, notices.append)
+            await client.acquire(holder)
+            return await client.complete(holder, "sim-1", MESSAGES, {"temperature": 0}, "case-1")
         except ProviderError as exc:
             return exc
         finally:
-            await client.aclose()
+            await provider.aclose()
 
-    return anyio.run(go), notices
+    return anyio.run(go), [event for event in events if isinstance(event, RetryScheduled)]
 
 
 def test_a_call_reads_answer_and_usage(sim: SimProcess) -> None:
@@ -104,18 +105,34 @@ def test_a_call_reads_answer_and_usage(sim: SimProcess) -> None:
     assert sim.stats()["requests"] == 1
 
 
-@pytest.mark.parametrize("fault", ["rate_429", "rate_500", "rate_malformed"])
+@pytest.mark.parametrize("fault", ["rate_500", "rate_malformed"])
 def test_retryable_faults_are_retried_until_the_budget_is_spent(sim: SimProcess, fault: str) -> None:
-    sim.control(**{fault: 1.0, "retry_after_ms": 1})
+    sim.control(**{fault: 1.0})
     error, notices = _complete(sim, retries=2)
     assert isinstance(error, ProviderError) and error.attempts == 3
-    assert [n.attempt for n in notices] == [1, 2]
+    assert [n.attempt for n in notices] == [1, 2] and notices[0].case_id == "case-1"
     assert sim.stats()["requests"] == 3
+
+
+def test_429s_are_retried_for_a_time_not_a_count(sim: SimProcess) -> None:
+    sim.control(rate_429=1.0, retry_after_ms=10)
+    error, notices = _complete(sim, retries=1, rate_limit_wait=0.3)
+    assert isinstance(error, ProviderError) and error.status == 429
+    assert "still rate limited after 0.3 s" in str(error)
+    assert len(notices) > 5 and error.attempts == len(notices) + 1  # far beyond --retries 1
+    assert all(n.status == 429 and n.delay == pytest.approx(0.01) for n in notices)
+
+
+def test_429s_do_not_spend_the_retries_of_failures(sim: SimProcess) -> None:
+    sim.control(rate_429=0.5, rate_500=0.0, retry_after_ms=1, seed=5)
+    outcomes = [_complete(sim, retries=0)[0] for _ in range(20)]
+    assert not any(isinstance(outcome, ProviderError) for outcome in outcomes)  # retries=0, yet no 429 lost
+    assert sim.stats()["by_status"]["429"] > 5
 
 
 def test_429_honours_retry_after_ms(sim: SimProcess) -> None:
     sim.control(rate_429=1.0, retry_after_ms=30)
-    _, notices = _complete(sim, retries=1)
+    _, notices = _complete(sim, retries=1, rate_limit_wait=0.1)
     assert notices[0].status == 429 and notices[0].delay == pytest.approx(0.03)
 
 

@@ -208,6 +208,7 @@ SAMPLE_EVENTS: dict[type, list[Any]] = {
         ev.RetryScheduled("c1", "a", 2, 1.0, "ReadTimeout", None),
     ],
     ev.ConcurrencyChanged: [ev.ConcurrencyChanged(5, "rate limited (429)")],
+    ev.PaceChanged: [ev.PaceChanged(600.0, None), ev.PaceChanged(None, 6000.0)],
     ev.TaskFinished: [
         ev.TaskFinished(CaseResult("c1", "math", "a", 0, Status.ERROR, error="HTTP 500: boom", attempts=1)),
         ev.TaskFinished(CaseResult("c1", "math", "a", 0, Status.NOT_RUN)),
@@ -267,7 +268,8 @@ def test_eval_runs_pass_fail_error_cached_and_retried_validate(tmp_path: Path, s
     cases = [*arithmetic_cases(3), {"id": "echo", "category": "text", "prompt": "repeat: hi", "expected": "ho"}]
     local_config(tmp_path / "config.toml", sim)
     write_suite(tmp_path / "suite.jsonl", cases)
-    sim.control(rate_429=0.3)  # seeded: the same 429s every time, so retries and a lowered limit
+    # Seeded 429s (retries), a cap of 1 in flight (a lowered limit), a budget (a pace from headers).
+    sim.control(rate_429=0.3, max_inflight=1, rpm=6000, latency_ms=30)
     models = ("--model", "sim-1", "--model", "sim-2", "--repeat", "2", "--min-pass-rate", "0")
     fresh = _eval(tmp_path, *models, "--concurrency", "4", "--retries", "8")
     assert fresh.returncode == 0, fresh.stderr
@@ -276,7 +278,7 @@ def test_eval_runs_pass_fail_error_cached_and_retried_validate(tmp_path: Path, s
     assert {(c["model"], c["repeat"]) for c in document["cases"]} == {
         (m, r) for m in ("sim-1", "sim-2") for r in (0, 1)
     }
-    assert {"task_started", "task_finished", "retry_scheduled", "concurrency_changed"} <= set(names)
+    assert {"task_started", "task_finished", "retry_scheduled", "concurrency_changed", "pace_changed"} <= set(names)
 
     # Again, from the cache, with a new case the provider now refuses: cache hits and errors.
     write_suite(tmp_path / "suite.jsonl", [*cases, {"id": "new", "prompt": "What is 6*7?", "expected": "42"}])

@@ -2,12 +2,13 @@
 
 Tasks (case x model x repeat) are pulled lazily from an iterator, a batch at a time, and looked up
 in the cache together, without holding a slot. A hit is scored at once; only a miss waits for a
-slot of the ``CapacityLimiter``, then for the RPM/TPM buckets, then calls the provider in the shared
-task group. The number of live coroutines is therefore bounded by the concurrency, not by the
-suite. On a 429 the limiter's size is halved (AIMD) and grows back one by one while calls succeed.
+send slot of the model client, then calls the provider in the shared task group; the client paces,
+retries and adapts the number of slots (see ``evalrun.client``). A call waiting out a retry gives
+its slot up, so live calls are bounded separately, at ``LIVE_PER_SLOT`` times the concurrency:
+the number of coroutines depends on the concurrency, never on the suite.
 
 Every answer goes through the scorer, guarded: a scorer that fails makes its case an error. The
-engine knows nothing of displays, settings, stores or HTTP: it speaks to a ``Provider``, a
+engine knows nothing of displays, settings, stores or HTTP: it speaks to a ``ModelClient``, a
 ``ResponseCache`` and a ``Scorer``, and emits events.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,30 +27,24 @@ import anyio.lowlevel
 
 from .cache.key import cache_key, key_record, task_key
 from .cache.responses import ResponseCache
-from .events import (
-    CacheHit,
-    ConcurrencyChanged,
-    Observer,
-    RetryScheduled,
-    TaskFinished,
-    TaskStarted,
-)
+from .client import ModelClient
+from .events import CacheHit, Observer, TaskFinished, TaskStarted
 from .plan import Task
-from .providers.base import ChatResponse, Provider, ProviderError, RetryNotice, estimate_tokens
-from .ratelimit import AimdController, TokenBucket
+from .providers.base import ChatResponse, ProviderError
 from .schema import CaseResult, RunState, Status
 from .scoring import ModelRequest, Scorer, Verdict
 
 __all__ = ["Engine", "EngineOptions", "Outcome"]
 
 _LOOKUP_BATCH = 128  # tasks looked up in the cache together: one store round trip for many keys
+#: Unfinished calls per send slot: those on the wire, and those waiting out a 429's delay without
+#: a slot. Enough that a 429 storm (a fifth of attempts told to wait 1 s) keeps every slot busy.
+LIVE_PER_SLOT = 4
 
 
 @dataclass(frozen=True)
 class EngineOptions:
     concurrency: int = 10
-    rpm: int | None = None
-    tpm: int | None = None
     repeat_count: int = 1
     timeout: float | None = None
 
@@ -90,17 +85,22 @@ class Engine:
     """Runs tasks against one provider, one cache and one scorer, emitting events as it goes."""
 
     def __init__(
-        self, provider: Provider, cache: ResponseCache, scorer: Scorer, options: EngineOptions, emit: Observer
+        self,
+        client: ModelClient,
+        identity: Mapping[str, str],
+        cache: ResponseCache,
+        scorer: Scorer,
+        options: EngineOptions,
+        emit: Observer,
     ) -> None:
-        self._provider = provider
+        """``identity`` is the provider's, as the cache key records it."""
+        self._client = client
+        self._identity = identity
         self._cache = cache
         self._scorer = scorer
         self._options = options
         self._emit = emit
-        self._limiter = anyio.CapacityLimiter(options.concurrency)
-        self._aimd = AimdController(options.concurrency)
-        self._rpm = TokenBucket(options.rpm) if options.rpm else None
-        self._tpm = TokenBucket(options.tpm) if options.tpm else None
+        self._live = anyio.CapacityLimiter(LIVE_PER_SLOT * options.concurrency)
         # Scoring that never calls a model is done where the answer is, at once; a scorer that may
         # call one (a judge) is spawned, so that a warm cache does not judge one case at a time,
         # with a budget of unfinished tasks to keep the number of coroutines bounded.
@@ -142,7 +142,7 @@ class Engine:
         return count
 
     async def _feed(self, source: Iterator[Task], calls: anyio.abc.TaskGroup) -> None:
-        run, repeat_count, identity = self._run, self._options.repeat_count, self._provider.identity
+        run, repeat_count, identity = self._run, self._options.repeat_count, self._identity
         while True:
             run.batch.extend(
                 _Lookup(task, *task_key(identity, task, repeat_count))
@@ -166,7 +166,8 @@ class Engine:
                     else:
                         calls.start_soon(self._finish, token, lookup.task, answer, True, 0)
                 else:
-                    await self._limiter.acquire_on_behalf_of(token)
+                    await self._live.acquire_on_behalf_of(token)
+                    await self._client.acquire(token)
                     calls.start_soon(self._call, lookup, token)
 
     async def _call(self, lookup: _Lookup, token: object) -> None:
@@ -175,40 +176,18 @@ class Engine:
         failure: CaseResult | None = None
         try:
             self._emit(TaskStarted(case.id, case.category, task.model, task.repeat))
-            answer, attempts = await self._ask(task.model, case.messages, case.params, case.id)
+            answer, attempts = await self._client.complete(token, task.model, case.messages, case.params, case.id)
             self._cache.keep(lookup.key, lookup.record, answer, case.id)
         except ProviderError as exc:
             failure = _not_answered(task, Status.ERROR, str(exc), exc.attempts)
         except Exception as exc:  # a bug must not lose the rest of the run
             failure = _not_answered(task, Status.ERROR, f"internal error: {exc!r}")
         finally:
-            self._limiter.release_on_behalf_of(token)  # scoring, next, needs no slot of the call's
+            self._live.release_on_behalf_of(token)  # scoring, next, is not a call
         if failure is not None:
             self._done(token, failure)
         else:
             await self._finish(token, task, answer, cached=False, attempts=attempts)
-
-    async def _ask(
-        self, model: str, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any], label: str
-    ) -> tuple[ChatResponse, int]:
-        """One provider call under the rate buckets, reporting retries (the caller holds a slot)."""
-        estimate = estimate_tokens(messages, params) if self._tpm else 0
-        if self._rpm is not None:
-            await self._rpm.take()
-        if self._tpm is not None:
-            await self._tpm.take(estimate)
-
-        def on_retry(notice: RetryNotice) -> None:
-            self._emit(RetryScheduled(label, model, notice.attempt, notice.delay, notice.reason, notice.status))
-            if notice.status == 429 and self._aimd.on_rate_limited():
-                self._set_limit("rate limited (429)")
-
-        answer, attempts = await self._provider.complete(model, messages, params, on_retry)
-        if self._tpm is not None:
-            self._tpm.adjust(answer.prompt_tokens + answer.completion_tokens - estimate)
-        if self._aimd.on_success():
-            self._set_limit("recovering")
-        return answer, attempts
 
     async def _finish(self, token: object, task: Task, answer: ChatResponse, cached: bool, attempts: int) -> None:
         """Score an answer, guarded, and report the task as finished."""
@@ -250,16 +229,14 @@ class Engine:
     async def generate(self, request: ModelRequest, label: str = "") -> ChatResponse:
         """A model call for a scorer: from the cache, or through a slot and the rate buckets.
         ``label`` names the call in retry events (the case being scored)."""
-        record = key_record(self._provider.identity, request.model, request.messages, request.params, request.category)
+        record = key_record(self._identity, request.model, request.messages, request.params, request.category)
         key = cache_key(record)
         [cached] = await self._cache.lookup_many([key])
         if cached is not None:
             return cached
-        async with self._limiter:
-            answer, _ = await self._ask(request.model, request.messages, request.params, label or request.category)
+        holder = object()
+        await self._client.acquire(holder)
+        label = label or request.category
+        answer, _ = await self._client.complete(holder, request.model, request.messages, request.params, label)
         self._cache.keep(key, record, answer, request.category)
         return answer
-
-    def _set_limit(self, reason: str) -> None:
-        self._limiter.total_tokens = self._aimd.limit
-        self._emit(ConcurrencyChanged(self._aimd.limit, reason))

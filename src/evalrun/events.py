@@ -26,6 +26,7 @@ __all__ = [
     "Event",
     "Fanout",
     "Observer",
+    "PaceChanged",
     "RetryScheduled",
     "RunFinished",
     "RunStarted",
@@ -109,8 +110,19 @@ class RetryScheduled:
 
 @dataclass(frozen=True)
 class ConcurrencyChanged:
+    """The limit of calls in flight changed: 429s showed the server refusing that many, or recovery."""
+
     limit: int
     reason: str
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class PaceChanged:
+    """The server's rate headers set (or changed) the pace of sends, per minute (``None``: not stated)."""
+
+    requests_per_minute: float | None
+    tokens_per_minute: float | None
     at: float = field(default_factory=_now)
 
 
@@ -195,6 +207,7 @@ Event = (
     | CacheHit
     | RetryScheduled
     | ConcurrencyChanged
+    | PaceChanged
     | TaskFinished
     | SessionStarted
     | CollectionFinished
@@ -235,6 +248,7 @@ _NAMES: dict[type, str] = {
     CacheHit: "cache_hit",
     RetryScheduled: "retry_scheduled",
     ConcurrencyChanged: "concurrency_changed",
+    PaceChanged: "pace_changed",
     TaskFinished: "task_finished",
     SessionStarted: "session_started",
     CollectionFinished: "collection_finished",

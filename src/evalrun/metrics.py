@@ -16,6 +16,7 @@ from typing import Any
 from .events import (
     ConcurrencyChanged,
     Event,
+    PaceChanged,
     RetryScheduled,
     RunFinished,
     RunStarted,
@@ -101,6 +102,8 @@ class RunMetrics:
     inflight: int = 0
     peak_inflight: int = 0
     limit: int = 0
+    #: The request budget per minute the provider's headers state, when they do (sends are paced to it).
+    paced_rpm: float | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
     not_run: int = 0
@@ -142,6 +145,9 @@ class RunMetrics:
 
     def _on_concurrency(self, event: ConcurrencyChanged) -> None:
         self.limit = event.limit
+
+    def _on_pace(self, event: PaceChanged) -> None:
+        self.paced_rpm = event.requests_per_minute
 
     def _on_task_finished(self, event: TaskFinished) -> None:
         result = event.result
@@ -250,6 +256,7 @@ _HANDLERS: dict[type, Callable[[RunMetrics, Any], None]] = {
     TaskStarted: RunMetrics._on_task_started,
     RetryScheduled: RunMetrics._on_retry,
     ConcurrencyChanged: RunMetrics._on_concurrency,
+    PaceChanged: RunMetrics._on_pace,
     TaskFinished: RunMetrics._on_task_finished,
     RunFinished: RunMetrics._on_run_finished,
 }

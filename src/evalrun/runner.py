@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .cache import ResponseCache, open_store
+from .client import CallPolicy, ModelClient
 from .engine import Engine, EngineOptions, Outcome
 from .events import RunFinished, RunStarted
 from .exitcodes import ExitCode
@@ -65,13 +66,18 @@ class RunResult:
 
 
 def engine_options(settings: Settings) -> EngineOptions:
+    return EngineOptions(concurrency=settings.concurrency, repeat_count=settings.repeat, timeout=settings.timeout)
+
+
+def call_policy(settings: Settings) -> CallPolicy:
     profile = settings.profile()
-    return EngineOptions(
+    return CallPolicy(
         concurrency=settings.concurrency,
+        retries=settings.retries,
+        retry_base_delay=settings.retry_base_delay,
+        rate_limit_wait=settings.rate_limit_wait,
         rpm=settings.rpm or profile.rpm,
         tpm=settings.tpm or profile.tpm,
-        repeat_count=settings.repeat,
-        timeout=settings.timeout,
     )
 
 
@@ -114,9 +120,7 @@ class Runner(Watched):
         plan = self.prepare()
         settings = self.settings
         profile = settings.profile()
-        client = ClientOptions(
-            settings.concurrency, settings.request_timeout, settings.retries, settings.retry_base_delay
-        )
+        client = ClientOptions(settings.concurrency, settings.request_timeout)
         store = open_store(settings.cache_dir) if settings.cache != "off" else None
         try:
             async with open_provider(profile, profile.api_key(self._env), client) as provider:
@@ -138,7 +142,8 @@ class Runner(Watched):
         models = settings.model_names()
         per_case = len(models) * settings.repeat
         with self._observing([metrics, spool], metrics.progress, settings.events) as emit:
-            engine = Engine(provider, cache, self._scorer, engine_options(settings), emit)
+            client = ModelClient(provider, call_policy(settings), emit)
+            engine = Engine(client, provider.identity, cache, self._scorer, engine_options(settings), emit)
             categories = {name: count * per_case for name, count in plan.categories.items()}
             emit(
                 RunStarted(

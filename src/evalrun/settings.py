@@ -168,6 +168,7 @@ class Settings:
     request_timeout: float = _setting(60.0, _number, check=_positive)
     retries: int = _setting(4, _integer, check=_at_least(0))
     retry_base_delay: float = _setting(0.5, _number, check=_positive)
+    rate_limit_wait: float = _setting(600.0, _number, check=_positive)
     repeat: int = _setting(1, _integer, check=_at_least(1))
     categories: tuple[str, ...] = _setting((), _words, aliases=("category",))
     filter: str | None = _setting(None, _text)
@@ -251,6 +252,7 @@ class SettingsLayer(TypedDict, total=False):
     request_timeout: float | None
     retries: int | None
     retry_base_delay: float | None
+    rate_limit_wait: float | None
     repeat: int | None
     categories: tuple[str, ...] | None
     filter: str | None

@@ -42,7 +42,14 @@ def eval_command(
         float | None, typer.Option(help="Seconds for the whole run (exit 124).", rich_help_panel=_RUN)
     ] = None,
     request_timeout: Annotated[float | None, typer.Option(help="Seconds per call.", rich_help_panel=_RUN)] = None,
-    retries: Annotated[int | None, typer.Option(help="Retries per call (0: none).", rich_help_panel=_RUN)] = None,
+    retries: Annotated[
+        int | None,
+        typer.Option(help="Retries per call after a failure (0: none); 429s are timed.", rich_help_panel=_RUN),
+    ] = None,
+    rate_limit_wait: Annotated[
+        float | None,
+        typer.Option(help="Seconds a call keeps retrying 429s (default 600).", rich_help_panel=_RUN),
+    ] = None,
     repeat: Annotated[int | None, typer.Option(help="Run each case K times.", rich_help_panel=_RUN)] = None,
     category: Annotated[
         list[str] | None, typer.Option("--category", help="Only this category (repeatable).", rich_help_panel=_SELECT)
@@ -94,6 +101,7 @@ def eval_command(
             timeout=timeout,
             request_timeout=request_timeout,
             retries=retries,
+            rate_limit_wait=rate_limit_wait,
             repeat=repeat,
             categories=tuple(category or ()),
             filter=filter,

@@ -39,6 +39,7 @@ class RichEvalDisplay(LiveView):
             "  ",
             f"cache hits {m.cache_hits}  retries {m.retries} (429s {m.rate_limited})  "
             f"in flight {m.inflight}/{m.limit}  tokens {m.prompt_tokens:,}+{m.completion_tokens:,}",
+            f"  paced {m.paced_rpm:,.0f}/min" if m.paced_rpm else "",
         )
         return Group(title, progress_row(m.figures, "cases"), counters, self._categories())
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import IO
 
-from ..events import Event, RunFinished, RunStarted, TaskFinished
+from ..events import Event, PaceChanged, RunFinished, RunStarted, TaskFinished
 from ..metrics import RunMetrics
 from ..progress import percentage
 from ._plain import PlainLines, plain_progress
@@ -23,6 +23,11 @@ def progress_line(metrics: RunMetrics) -> str:
         f" | cache hits {metrics.cache_hits} | retries {metrics.retries} (429: {metrics.rate_limited})"
         f" | in flight {metrics.inflight}/{metrics.limit}"
     )
+
+
+def _budget(event: PaceChanged) -> str:
+    stated = [(event.requests_per_minute, "requests"), (event.tokens_per_minute, "tokens")]
+    return ", ".join(f"{amount:,.0f} {unit}/min" for amount, unit in stated if amount)
 
 
 class PlainEvalDisplay(PlainLines):
@@ -41,6 +46,8 @@ class PlainEvalDisplay(PlainLines):
         elif isinstance(event, TaskFinished):
             if self.due(percentage(metrics.overall.done, metrics.overall.total, False)):  # per case: no Figures
                 self.write(progress_line(metrics))
+        elif isinstance(event, PaceChanged):
+            self.write(f"evalrun: pacing sends to the provider's stated budget: {_budget(event)}")
         elif isinstance(event, RunFinished):
             if not self.ended_on_a_line:
                 self.write(progress_line(metrics))

@@ -1,9 +1,9 @@
 """Providers: the model APIs a run calls, behind one seam.
 
-``base`` holds what every provider shares (the answer, the errors, the retry policy, the
-``Provider`` protocol the engine speaks to); ``http`` the HTTP machinery every HTTP API shares;
+``base`` holds what every provider shares (the answer, the errors, the rate budgets, the
+``Provider`` protocol the model client speaks to); ``http`` the HTTP machinery every HTTP API shares;
 ``openai``, ``anthropic`` and ``sim`` are the kinds; ``registry`` opens the one a profile names.
-Names are re-exported lazily: settings read profiles without loading the retry policy.
+Names are re-exported lazily: settings read profiles without loading the HTTP machinery.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from .base import ChatResponse, ClientOptions, Provider, ProviderError, RetryNotice
+    from .base import ChatResponse, ClientOptions, Provider, ProviderError, TransientError
     from .profiles import BUILTIN_PROFILES, ProviderProfile
     from .registry import KINDS, check_profile, open_provider
 
@@ -25,7 +25,7 @@ __all__ = [
     "Provider",
     "ProviderError",
     "ProviderProfile",
-    "RetryNotice",
+    "TransientError",
     "check_profile",
     "open_provider",
 ]
@@ -36,7 +36,7 @@ __getattr__ = lazy_exports(
         "ClientOptions": "base",
         "Provider": "base",
         "ProviderError": "base",
-        "RetryNotice": "base",
+        "TransientError": "base",
         "BUILTIN_PROFILES": "profiles",
         "ProviderProfile": "profiles",
         "KINDS": "registry",

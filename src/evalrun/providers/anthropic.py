@@ -35,7 +35,16 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from .base import RETRYABLE_STATUSES, ChatResponse, ClientOptions, MalformedAnswer, Provider, retry_after
+from .base import (
+    RETRYABLE_STATUSES,
+    Budget,
+    ChatResponse,
+    ClientOptions,
+    MalformedAnswer,
+    Provider,
+    RateLimits,
+    retry_after,
+)
 from .profiles import ProviderProfile
 
 if TYPE_CHECKING:
@@ -49,6 +58,7 @@ __all__ = [
     "identity",
     "open_provider",
     "parse_rfc3339",
+    "rate_limits",
     "server_delay",
     "split_system",
 ]
@@ -141,6 +151,29 @@ def server_delay(headers: Mapping[str, str]) -> float | None:
     return delay if delay is not None else _reset_delay(headers)
 
 
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def rate_limits(headers: Mapping[str, str]) -> RateLimits | None:
+    """The ``anthropic-ratelimit-requests-*`` and ``-tokens-*`` budgets (per minute) of a response."""
+    found = {key.lower(): value for key, value in headers.items() if key[:20].lower() == "anthropic-ratelimit-"}
+    if not found:
+        return None
+
+    def budget(kind: str) -> Budget | None:
+        limit = _number(found.get(f"anthropic-ratelimit-{kind}-limit"))
+        remaining = _number(found.get(f"anthropic-ratelimit-{kind}-remaining"))
+        when = parse_rfc3339(found.get(f"anthropic-ratelimit-{kind}-reset", ""))
+        reset = max(0.0, when.timestamp() - time.time()) if when is not None else None
+        return None if limit is None and remaining is None and reset is None else Budget(limit, remaining, reset)
+
+    return RateLimits(budget("requests"), budget("tokens"))
+
+
 # -- the dialect ---------------------------------------------------------------------------------
 
 
@@ -202,6 +235,9 @@ class AnthropicDialect:
 
     def server_delay(self, headers: Mapping[str, str]) -> float | None:
         return server_delay(headers)
+
+    def rate_limits(self, headers: Mapping[str, str]) -> RateLimits | None:
+        return rate_limits(headers)
 
     def error_detail(self, response: httpx.Response) -> str:
         try:

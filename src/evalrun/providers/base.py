@@ -1,31 +1,33 @@
-"""What every provider shares: the answer, the errors, the retry policy, and the ``Provider`` seam.
+"""What every provider shares: the answer, the errors, the rate budgets, and the ``Provider`` seam.
 
-The engine speaks only to ``Provider``: it never knows which API, transport or server is behind
-one. A provider module classifies what its API answers (retryable or not, how long the server
-asked to wait); the policy here turns that into a delay, the same way for every API.
+The engine speaks only to ``Provider``, through the model client (``evalrun.client``): it never
+knows which API, transport or server is behind one. A provider makes one attempt and classifies
+what its API answered: an answer, a failure worth another attempt (with how long the server asked
+to wait), or a final error; and, on every response, what the server said of the key's rate
+budgets. Whether and when to try again is the client's policy, the same for every API.
 """
 
 from __future__ import annotations
 
 import math
-import random
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 __all__ = [
     "RETRYABLE_STATUSES",
+    "Budget",
     "ChatResponse",
     "ClientOptions",
     "MalformedAnswer",
-    "OnRetry",
     "Provider",
     "ProviderError",
-    "RetryNotice",
-    "backoff_delay",
+    "RateLimits",
+    "Reply",
+    "TransientError",
     "estimate_tokens",
     "is_loopback",
     "parse_duration",
@@ -34,8 +36,6 @@ __all__ = [
     "scrub",
 ]
 
-#: The longest wait evalrun accepts from a server before retrying (a longer word is capped).
-MAX_RETRY_DELAY = 60.0
 #: What most APIs mean by "try again": timeout, conflict, rate limit, and the server's own errors.
 RETRYABLE_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 
@@ -65,45 +65,65 @@ class ProviderError(Exception):
         self.attempts = attempts
 
 
-@dataclass(frozen=True)
-class RetryNotice:
-    """Told to the caller before each retry, so it can count, display and adapt."""
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """One rate budget of an API key as a response states it: requests or tokens."""
 
-    attempt: int
-    delay: float
-    reason: str
-    status: int | None
+    limit: float | None  # the budget, per minute as OpenAI, Groq (tokens) and Anthropic state it
+    remaining: float | None  # what is left of it now
+    reset: float | None  # seconds until it is whole again
 
 
-OnRetry = Callable[[RetryNotice], None]
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    """What a response said of the key's budgets (``None``: it did not say)."""
+
+    requests: Budget | None = None
+    tokens: Budget | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One successful attempt: the answer, and what the response said of the rate budgets."""
+
+    answer: ChatResponse
+    limits: RateLimits | None = None
+
+
+class TransientError(Exception):
+    """An attempt that failed in a way worth another (timeout, reset, 408, 409, 429, 5xx, a broken
+    body). ``delay`` is the wait the server asked for, ``None`` when it said nothing, which for a
+    429 is itself a sign: a budget names its reset, a concurrency cap usually names nothing."""
+
+    def __init__(
+        self, reason: str, status: int | None = None, delay: float | None = None, limits: RateLimits | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.delay = delay
+        self.limits = limits
 
 
 @dataclass(frozen=True)
 class ClientOptions:
-    """How a provider client talks to its server; none of it changes an answer or a cache key."""
+    """How a provider talks to its server; none of it changes an answer or a cache key."""
 
     concurrency: int = 10
     request_timeout: float = 60.0
-    retries: int = 4
-    retry_base_delay: float = 0.5
 
 
 class Provider(Protocol):
-    """A model API as the engine sees it: one chat call, retried within the budget."""
+    """A model API as the model client sees it: one attempt of one chat call."""
 
     @property
     def identity(self) -> Mapping[str, str]:
         """What the cache key records of the provider: its name and where its answers come from."""
         ...
 
-    async def complete(
-        self,
-        model: str,
-        messages: Sequence[Mapping[str, Any]],
-        params: Mapping[str, Any],
-        on_retry: OnRetry | None = None,
-    ) -> tuple[ChatResponse, int]:
-        """The answer and the number of attempts it took; ``ProviderError`` when there is none."""
+    async def send(self, model: str, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]) -> Reply:
+        """One attempt: the reply; ``TransientError`` when another attempt may succeed, else
+        ``ProviderError``. Messages hold no secret."""
         ...
 
     async def server_stats(self) -> dict[str, Any] | None:
@@ -113,7 +133,7 @@ class Provider(Protocol):
     async def aclose(self) -> None: ...
 
 
-# -- the retry policy ----------------------------------------------------------------------------
+# -- what servers say in their headers ----------------------------------------------------------
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)")
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
@@ -160,15 +180,6 @@ def retry_after_seconds(value: str) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
-
-
-def backoff_delay(server_delay: float | None, attempt: int, base: float) -> float:
-    """Seconds before retry number ``attempt`` (1-based): the server's word, else exponential
-    backoff with jitter (half the ceiling, plus up to the other half at random), capped."""
-    if server_delay is None:
-        ceiling = base * 2 ** (attempt - 1)
-        server_delay = ceiling / 2 + random.uniform(0, ceiling / 2)
-    return min(server_delay, MAX_RETRY_DELAY)
 
 
 # -- small things every provider needs ------------------------------------------------------------

@@ -1,8 +1,9 @@
-"""The HTTP side of every model API: keep-alive lanes, the retry loop, errors without secrets.
+"""The HTTP side of every model API: keep-alive lanes, one attempt, errors without secrets.
 
 A ``Dialect`` is what differs between APIs (path, headers, request and answer bodies, which
-statuses are worth a retry, how the server says when to come back); ``HttpProvider`` is everything
-else, written once. Adding an API is writing its dialect.
+statuses are worth a retry, how the server says when to come back and what is left of the key's
+budgets); ``HttpProvider`` is everything else, written once. Adding an API is writing its dialect.
+Retrying is not done here: the model client (``evalrun.client``) decides when, for every API alike.
 """
 
 from __future__ import annotations
@@ -12,17 +13,16 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-import anyio
 import httpx
 
 from .base import (
     ChatResponse,
     ClientOptions,
     MalformedAnswer,
-    OnRetry,
     ProviderError,
-    RetryNotice,
-    backoff_delay,
+    RateLimits,
+    Reply,
+    TransientError,
     is_loopback,
     scrub,
 )
@@ -60,17 +60,13 @@ class Dialect(Protocol):
         """The server's own words about an error (evalrun masks the key, then cuts it short)."""
         ...
 
+    def rate_limits(self, headers: Mapping[str, str]) -> RateLimits | None:
+        """What a response (any status) says of the key's rate budgets; ``None`` if nothing."""
+        ...
+
 
 def _described(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-class _Retry(Exception):
-    def __init__(self, reason: str, status: int | None = None, headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
-        self.headers: Mapping[str, str] = headers or {}
 
 
 class HttpProvider:
@@ -89,8 +85,6 @@ class HttpProvider:
         self._server_stats = server_stats
         self._identity = dict(identity)
         self._secret = api_key
-        self._retries = options.retries
-        self._base_delay = options.retry_base_delay
         # One single-connection client per slot instead of one pool of N: httpcore's pool scans all
         # of its connections on every request, which at 100 connections cuts throughput by 4-6x.
         # The CA bundle is loaded once (20-35 ms), shared by every lane, and only for HTTPS: a plain
@@ -136,47 +130,27 @@ class HttpProvider:
         for client in [*self._lanes, *([self._overflow] if self._overflow else [])]:
             await client.aclose()
 
-    async def _attempt(self, payload: Mapping[str, Any]) -> ChatResponse:
+    async def send(self, model: str, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]) -> Reply:
+        dialect = self._dialect
+        payload = dialect.payload(model, messages, params)
         started = time.perf_counter()
         try:
             response = await self._post(payload)
-        except _RETRYABLE_EXCEPTIONS as exc:
-            raise _Retry(_described(exc)) from None
+        except _RETRYABLE_EXCEPTIONS as exc:  # transport errors quote requests: scrubbed too
+            raise TransientError(scrub(_described(exc), self._secret)) from None
         except httpx.HTTPError as exc:  # a request that can never be sent (bad URL, header, protocol)
             raise ProviderError(scrub(_described(exc), self._secret)) from None
         latency_ms = (time.perf_counter() - started) * 1000
-        if response.status_code == 200:
+        status = response.status_code
+        limits = dialect.rate_limits(response.headers)
+        if status == 200:
             try:
-                return self._dialect.answer(response.json(), latency_ms)
+                answer = dialect.answer(response.json(), latency_ms)
             except (MalformedAnswer, ValueError):
-                raise _Retry("malformed response body", response.status_code) from None
+                raise TransientError("malformed response body", status, None, limits) from None
+            return Reply(answer, limits)
         # Scrubbed before it is cut short: a key quoted across the cut would survive in part.
-        detail = f"HTTP {response.status_code}: {scrub(self._dialect.error_detail(response), self._secret)[:_DETAIL]}"
-        if self._dialect.should_retry(response):
-            raise _Retry(detail, response.status_code, response.headers)
-        raise ProviderError(detail, response.status_code)
-
-    async def complete(
-        self,
-        model: str,
-        messages: Sequence[Mapping[str, Any]],
-        params: Mapping[str, Any],
-        on_retry: OnRetry | None = None,
-    ) -> tuple[ChatResponse, int]:
-        """Send one chat request, retrying within the budget; return the answer and attempts made."""
-        payload = self._dialect.payload(model, messages, params)
-        for attempt in range(1, self._retries + 2):
-            try:
-                return await self._attempt(payload), attempt
-            except ProviderError as exc:
-                exc.attempts = attempt
-                raise
-            except _Retry as retry:
-                reason = scrub(retry.reason, self._secret)  # transport errors quote requests too
-                if attempt > self._retries:
-                    raise ProviderError(reason, retry.status, attempt) from None
-                delay = backoff_delay(self._dialect.server_delay(retry.headers), attempt, self._base_delay)
-                if on_retry is not None:
-                    on_retry(RetryNotice(attempt, delay, reason, retry.status))
-                await anyio.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+        detail = f"HTTP {status}: {scrub(dialect.error_detail(response), self._secret)[:_DETAIL]}"
+        if dialect.should_retry(response):
+            raise TransientError(detail, status, dialect.server_delay(response.headers), limits)
+        raise ProviderError(detail, status)

@@ -1,7 +1,10 @@
 """The OpenAI-compatible chat-completions API: OpenAI, Groq, OpenRouter, Ollama, vLLM, llama.cpp...
 
-Its retry headers are the richest: ``retry-after-ms``, ``retry-after``, and the
-``x-ratelimit-remaining/reset-requests/tokens`` pairs (Groq writes durations like ``1m30s``).
+Its rate headers are the richest: ``retry-after-ms``, ``retry-after``, and on every response the
+``x-ratelimit-limit/remaining/reset-requests`` trio and its ``-tokens`` twin (Groq writes
+durations like ``1m30s``). Groq's ``-requests`` trio counts per day where OpenAI's counts per
+minute; read as per minute it paces at a rate that never binds, so it does no harm, and Groq's
+per-minute request limit, which no header states, is the profile's ``rpm``.
 """
 
 from __future__ import annotations
@@ -12,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from .base import (
     RETRYABLE_STATUSES,
+    Budget,
     ChatResponse,
     ClientOptions,
     MalformedAnswer,
     Provider,
+    RateLimits,
     parse_duration,
     retry_after,
 )
@@ -24,7 +29,15 @@ from .profiles import ProviderProfile
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["DIALECT", "OpenAIDialect", "check_options", "identity", "open_provider", "server_delay"]
+__all__ = [
+    "DIALECT",
+    "OpenAIDialect",
+    "check_options",
+    "identity",
+    "open_provider",
+    "rate_limits",
+    "server_delay",
+]
 
 BASE_URL_REQUIRED = True
 
@@ -41,6 +54,38 @@ def server_delay(headers: Mapping[str, str]) -> float | None:
     if not known:
         return None
     return max(known) if exhausted else min(known)
+
+
+_PREFIX = "x-ratelimit-"
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def rate_limits(headers: Mapping[str, str]) -> RateLimits | None:
+    """The ``x-ratelimit-*`` budgets of a response; ``None`` when it states none (most local servers)."""
+    raw = getattr(headers, "raw", None)  # httpx's own list: one pass, no per-name lookups
+    if raw is not None:
+        items = [
+            (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw if k[:12].lower() == b"x-ratelimit-"
+        ]
+    else:
+        items = [(k.lower(), v) for k, v in headers.items() if k[:12].lower() == _PREFIX]
+    if not items:
+        return None
+    found = dict(items)
+
+    def budget(kind: str) -> Budget | None:
+        limit = _number(found.get(f"x-ratelimit-limit-{kind}"))
+        remaining = _number(found.get(f"x-ratelimit-remaining-{kind}"))
+        reset = parse_duration(found.get(f"x-ratelimit-reset-{kind}", ""))
+        return None if limit is None and remaining is None and reset is None else Budget(limit, remaining, reset)
+
+    return RateLimits(budget("requests"), budget("tokens"))
 
 
 class OpenAIDialect:
@@ -73,6 +118,9 @@ class OpenAIDialect:
 
     def server_delay(self, headers: Mapping[str, str]) -> float | None:
         return server_delay(headers)
+
+    def rate_limits(self, headers: Mapping[str, str]) -> RateLimits | None:
+        return rate_limits(headers)
 
     def error_detail(self, response: httpx.Response) -> str:
         try:

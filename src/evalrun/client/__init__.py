@@ -1,0 +1,22 @@
+"""The model client: retries, pacing and concurrency around a provider, separate from the engine.
+
+``ModelClient`` is what the engine calls; ``CallPolicy`` is what it may do; ``policy``,
+``pacing`` and ``concurrency`` are its three policies, each testable on its own with a clock.
+"""
+
+from __future__ import annotations
+
+from .concurrency import ConcurrencyController, Outcome
+from .model_client import ModelClient
+from .pacing import ServerPacer, TokenBucket
+from .policy import CallPolicy, backoff_delay
+
+__all__ = [
+    "CallPolicy",
+    "ConcurrencyController",
+    "ModelClient",
+    "Outcome",
+    "ServerPacer",
+    "TokenBucket",
+    "backoff_delay",
+]

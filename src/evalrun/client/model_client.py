@@ -1,0 +1,152 @@
+"""The model client: every call a run makes goes through here, under one set of limits.
+
+It owns what sits between the engine and a provider: the send slots (an ``anyio.CapacityLimiter``
+whose size the concurrency controller sets), the pacing (the client's RPM/TPM and the server's
+stated budgets) and the retry loop. A call waiting out a delay the server named gives its slot
+up, so that one "come back in 2 s" does not idle a slot the server would have used; a call
+refused without one (a concurrency cap) keeps it, since handing it on would only send another
+request into the same refusal.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from ..events import ConcurrencyChanged, Observer, PaceChanged, RetryScheduled
+from ..providers.base import ChatResponse, Provider, ProviderError, RateLimits, TransientError, estimate_tokens
+from .concurrency import ConcurrencyController, Outcome
+from .pacing import ServerPacer, TokenBucket
+from .policy import UNTOLD_429_MAX_DELAY, CallPolicy, backoff_delay
+
+__all__ = ["ModelClient"]
+
+
+@dataclass
+class _Tries:
+    """One call's retry budgets: failures are counted, 429s are timed."""
+
+    give_up_at: float  # time.monotonic() after which a 429 is no longer waited out
+    failures: int = 0
+    rate_limited: int = 0
+
+
+class ModelClient:
+    """Calls one provider for a whole run: slots, pacing, retries, and the events that tell of them."""
+
+    def __init__(self, provider: Provider, policy: CallPolicy, emit: Observer) -> None:
+        self._provider = provider
+        self._policy = policy
+        self._emit = emit
+        self._slots = anyio.CapacityLimiter(policy.concurrency)
+        self._controller = ConcurrencyController(policy.concurrency)
+        self._rpm = TokenBucket(policy.rpm) if policy.rpm else None
+        self._tpm = TokenBucket(policy.tpm) if policy.tpm else None
+        self._server = ServerPacer()
+
+    @property
+    def limit(self) -> int:
+        return self._controller.limit
+
+    async def acquire(self, holder: object) -> None:
+        """Take a send slot for ``holder``, which then calls ``complete``; it gives the slot back."""
+        await self._slots.acquire_on_behalf_of(holder)
+
+    async def complete(
+        self,
+        holder: object,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        params: Mapping[str, Any],
+        label: str,
+    ) -> tuple[ChatResponse, int]:
+        """The answer and the attempts it took, or ``ProviderError``. ``holder`` holds a slot (see
+        ``acquire``); it is released when this returns. ``label`` names the call in events."""
+        tries, held = _Tries(time.monotonic() + self._policy.rate_limit_wait), True
+        estimate = estimate_tokens(messages, params) if self._tpm or self._server.tokens else 0
+        try:
+            for attempt in itertools.count(1):
+                await self._paced(estimate)
+                started = time.monotonic()
+                try:
+                    reply = await self._provider.send(model, messages, params)
+                except TransientError as exc:
+                    self._learn(exc.limits, exc.status == 429, exc.delay)
+                    delay = self._delay_before_retry(exc, tries, attempt, started)
+                    self._emit(RetryScheduled(label, model, attempt, delay, exc.reason, exc.status))
+                    if exc.status == 429 and exc.delay is None:
+                        await anyio.sleep(delay)
+                        continue
+                    self._slots.release_on_behalf_of(holder)
+                    held = False
+                    await anyio.sleep(delay)
+                    await self._slots.acquire_on_behalf_of(holder)
+                    held = True
+                    continue
+                except ProviderError as exc:
+                    exc.attempts = attempt
+                    raise
+                self._learn(reply.limits)
+                self._record(Outcome.OK, started, time.monotonic() - started)
+                answer = reply.answer
+                if estimate:
+                    self._settle(estimate, answer.prompt_tokens + answer.completion_tokens)
+                return answer, attempt
+            raise AssertionError("unreachable")  # pragma: no cover
+        finally:
+            if held:
+                self._slots.release_on_behalf_of(holder)
+
+    def _delay_before_retry(self, exc: TransientError, tries: _Tries, attempt: int, sent_at: float) -> float:
+        """The wait before the next attempt, or ``ProviderError`` when there is to be none."""
+        policy = self._policy
+        if exc.status != 429:  # a failure: from the retry budget; no sign about concurrency
+            tries.failures += 1
+            if tries.failures > policy.retries:
+                raise ProviderError(exc.reason, exc.status, attempt)
+            return backoff_delay(exc.delay, tries.failures, policy.retry_base_delay)
+        told = exc.delay is not None
+        self._record(Outcome.TOLD_429 if told else Outcome.UNTOLD_429, sent_at)
+        tries.rate_limited += 1
+        if told:
+            delay = backoff_delay(exc.delay, tries.rate_limited, policy.retry_base_delay)
+        else:
+            # A cap frees a place within a call's latency: retry within one, and do not let the
+            # wait grow much, or a call refused three times comes last in the run by seconds.
+            # The controller, not the backoff, keeps the number of attempts in check.
+            base = min(policy.retry_base_delay, self._controller.round_trip)
+            delay = backoff_delay(None, min(tries.rate_limited, 2), base, UNTOLD_429_MAX_DELAY)
+        if time.monotonic() + delay > tries.give_up_at:
+            waited = f"still rate limited after {policy.rate_limit_wait:g} s (--rate-limit-wait)"
+            raise ProviderError(f"{exc.reason}; {waited}", 429, attempt)
+        return delay
+
+    async def _paced(self, estimate: int) -> None:
+        if self._rpm is not None:
+            await self._rpm.take()
+        if self._tpm is not None:
+            await self._tpm.take(estimate)
+        await self._server.wait(estimate)
+
+    def _settle(self, estimate: int, actual: int) -> None:
+        if self._tpm is not None:
+            self._tpm.adjust(actual - estimate)
+        self._server.settle(estimate, actual)
+
+    def _learn(self, limits: RateLimits | None, refused: bool = False, delay: float | None = None) -> None:
+        if limits is not None and self._server.observe(limits, refused, delay):
+            requests, tokens = self._server.requests, self._server.tokens
+            self._emit(
+                PaceChanged(requests.rate_per_minute if requests else None, tokens.rate_per_minute if tokens else None)
+            )
+
+    def _record(self, outcome: Outcome, sent_at: float, latency: float | None = None) -> None:
+        reason = self._controller.record(outcome, sent_at, latency)
+        if reason is not None:
+            self._slots.total_tokens = self._controller.limit
+            self._emit(ConcurrencyChanged(self._controller.limit, reason))

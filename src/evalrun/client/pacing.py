@@ -1,0 +1,146 @@
+"""Pacing sends: the client's own RPM/TPM buckets, and the server's budgets read from its headers.
+
+No I/O of their own, and an injectable clock, so the arithmetic is tested without sleeping.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import anyio
+
+from ..providers.base import Budget, RateLimits
+
+__all__ = ["PACE_SHARE", "ServerPacer", "TokenBucket"]
+
+#: The share of a server's stated budget the pacer uses. The server counts on its own clock, a
+#: network away; pacing at exactly the budget would meet it to the microsecond and lose the odd
+#: race, and each refused request costs a whole second of ``retry-after``.
+PACE_SHARE = 0.98
+
+Clock = Callable[[], float]
+
+
+class TokenBucket:
+    """``rate_per_minute`` tokens a minute, with a burst of one second's worth (at least 1).
+
+    One second, not one minute: a full minute's burst is what providers refuse (OpenAI enforces a
+    per-minute limit over shorter periods), and an even pace costs nothing over a run.
+    """
+
+    def __init__(self, rate_per_minute: float, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
+        self._rate = max(rate_per_minute, 1e-9) / 60.0
+        self.capacity = max(1.0, self._rate)
+        self._tokens = self.capacity
+        self._stamp = clock()
+        self._lock = anyio.Lock()
+
+    @property
+    def rate_per_minute(self) -> float:
+        return self._rate * 60.0
+
+    def set_rate(self, rate_per_minute: float) -> None:
+        """A new pace from now on (what was earned at the old one is kept, up to the new burst)."""
+        self._refill()
+        self._rate = max(rate_per_minute, 1e-9) / 60.0
+        self.capacity = max(1.0, self._rate)
+        self._tokens = min(self._tokens, self.capacity)
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+
+    def wait_time(self, amount: float) -> float:
+        """Seconds until ``amount`` tokens are there (0 when they are)."""
+        self._refill()
+        needed = min(amount, self.capacity) - self._tokens
+        return max(0.0, needed / self._rate)
+
+    async def take(self, amount: float = 1.0) -> None:
+        """Wait until ``amount`` tokens can be taken, then take them (callers queue in order)."""
+        async with self._lock:
+            while (delay := self.wait_time(amount)) > 0:
+                await anyio.sleep(delay)
+            self._tokens -= amount
+
+    def adjust(self, amount: float) -> None:
+        """Give back (negative: take more) once the true cost of a request is known."""
+        self._refill()
+        self._tokens = min(self.capacity, self._tokens - amount)
+
+    def at_most(self, remaining: float) -> None:
+        """The server says only ``remaining`` are left: never count on more than that."""
+        self._refill()
+        self._tokens = min(self._tokens, remaining)
+
+
+class ServerPacer:
+    """Sends at the pace a server's rate headers state, so a run keeps inside its key's budget.
+
+    Every response's budgets update one bucket per kind (requests, tokens): its rate is the
+    stated limit per minute, and what the server says is left caps what the bucket holds, so a
+    budget shared with other clients is seen as it is. Servers state what is left as a whole
+    number counted when the request arrived, a latency ago: an answer's count is read as "less
+    than one more than that", a refusal's as exact. Before the first response nothing is known
+    and nothing is held back. A budget that says it is spent without a limit to pace by holds new
+    sends until its reset.
+    """
+
+    def __init__(self, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
+        self.requests: TokenBucket | None = None
+        self.tokens: TokenBucket | None = None
+        #: The budgets per minute as the server last stated them (the buckets run a little below).
+        self.stated: dict[str, float] = {}
+        self._hold_until = 0.0
+
+    def observe(self, limits: RateLimits, refused: bool = False, delay: float | None = None) -> bool:
+        """Take in one response's budgets (``refused``: a 429, which waits ``delay``); True when a
+        pace was set or changed."""
+        changed = False
+        for kind in ("requests", "tokens"):
+            budget: Budget | None = getattr(limits, kind)
+            if budget is None:
+                continue
+            bucket: TokenBucket | None = getattr(self, kind)
+            if budget.limit is not None and budget.limit > 0:
+                pace, self.stated[kind] = budget.limit * PACE_SHARE, budget.limit
+                if bucket is None:
+                    bucket = TokenBucket(pace, self._clock)
+                    setattr(self, kind, bucket)
+                    changed = True
+                elif not math.isclose(bucket.rate_per_minute, pace, rel_tol=0.01):
+                    bucket.set_rate(pace)
+                    changed = True
+            if budget.remaining is None:
+                continue
+            if bucket is not None:
+                bucket.at_most(budget.remaining if refused else budget.remaining + 1)
+            elif budget.remaining <= 0:  # spent, and no limit to pace by: wait for the reset
+                wait = budget.reset if budget.reset is not None else delay
+                if wait is not None:
+                    self._hold_until = max(self._hold_until, self._clock() + wait)
+        return changed
+
+    def hold_remaining(self) -> float:
+        """Seconds new sends are still held by a spent budget that names no limit (0: none)."""
+        return max(0.0, self._hold_until - self._clock())
+
+    async def wait(self, tokens: float) -> None:
+        """Wait until the server's budgets allow one more request of about ``tokens`` tokens."""
+        hold = self.hold_remaining()
+        if hold > 0:
+            await anyio.sleep(hold)
+        if self.requests is not None:
+            await self.requests.take(1)
+        if self.tokens is not None:
+            await self.tokens.take(tokens)
+
+    def settle(self, estimated: float, actual: float) -> None:
+        """A request used ``actual`` tokens where ``estimated`` were taken for it."""
+        if self.tokens is not None:
+            self.tokens.adjust(actual - estimated)
