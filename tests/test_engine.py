@@ -10,7 +10,7 @@ from helpers import arithmetic_cases, local_settings
 
 from evalrun import Runner, RunResult
 from evalrun.cache import cache_key, key_record
-from evalrun.events import ConcurrencyChanged, Event
+from evalrun.events import ConcurrencyChanged, Event, PaceChanged
 from evalrun.sim import SimProcess
 
 
@@ -212,3 +212,18 @@ def test_cache_ttl_expires_entries(tmp_path: Path, sim: SimProcess) -> None:
     run(tmp_path, sim, arithmetic_cases(3), cache_ttl=0.2)
     time.sleep(0.3)
     assert run(tmp_path, sim, arithmetic_cases(3)).summary["cache_hits"] == 0
+
+
+def test_header_pacing_keeps_a_run_inside_the_servers_budget(tmp_path: Path, sim: SimProcess) -> None:
+    """Unpaced, 10 calls of 20 ms in flight would send 500 a second into a budget of 40 a second."""
+    sim.control(rpm=2400, latency_ms=20)
+    paces: list[float | None] = []
+
+    def observe(event: Event) -> None:
+        if isinstance(event, PaceChanged):
+            paces.append(event.requests_per_minute)
+
+    result = run(tmp_path, sim, arithmetic_cases(80), observer=observe, concurrency=10)
+    stats = sim.stats()
+    assert result.summary["passed"] == 80 and paces == [2400]
+    assert stats["rate_limited_after_first_response"] == 0 and stats["by_status"] == {"200": 80}

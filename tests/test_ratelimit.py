@@ -13,6 +13,7 @@ import random
 import pytest
 
 from evalrun.client import ConcurrencyController, Outcome, ServerPacer, TokenBucket
+from evalrun.client.pacing import Ticket
 from evalrun.providers.base import Budget, RateLimits
 from evalrun.providers.openai import rate_limits
 
@@ -160,29 +161,30 @@ def test_header_pacing_keeps_a_budget_without_429s_after_the_first_response(rpm:
     told the pace, not one request is refused."""
     clock = Clock()
     server, pacer = ServerBudget(rpm, clock), ServerPacer(clock)
-    pending: list[tuple[float, bool, RateLimits]] = []  # responses on their way back: when, refused
+    pending: list[tuple[float, bool, RateLimits, Ticket]] = []  # responses on their way back
     refused_after_first = 0
     first_response_at = math.inf
     sends = 0
     while sends < 120:
-        arrived = [(refused, limits) for at, refused, limits in pending if at <= clock.now]
-        pending = [(at, refused, limits) for at, refused, limits in pending if at > clock.now]
-        for refused, limits in arrived:
+        arrived = [response for response in pending if response[0] <= clock.now]
+        pending = [response for response in pending if response[0] > clock.now]
+        for _, refused, limits, ticket in arrived:
             first_response_at = min(first_response_at, clock.now)
-            pacer.observe(limits, refused)
+            pacer.observe(limits, ticket, refused)
         wait = pacer.requests.wait_time(1) if pacer.requests else 0.0
         if wait > 1e-9:
-            next_arrival = min((at for at, _, _ in pending), default=math.inf)
+            next_arrival = min((response[0] for response in pending), default=math.inf)
             clock.now = min(clock.now + wait, next_arrival)
             continue
         if pacer.requests:
             pacer.requests.adjust(1)
+        ticket = pacer.sending(0)
         admitted = server.admit()
         refused_after_first += not admitted and clock.now > first_response_at
-        pending.append((clock.now + (0.2 if admitted else 0.0), not admitted, server.headers(rpm)))
+        pending.append((clock.now + (0.2 if admitted else 0.0), not admitted, server.headers(rpm), ticket))
         sends += admitted
         if len(pending) >= 50:  # every slot busy: wait for the next response
-            clock.now = max(clock.now, min(at for at, _, _ in pending))
+            clock.now = max(clock.now, min(response[0] for response in pending))
     assert refused_after_first == 0
     assert clock.now == pytest.approx(120 / (rpm / 60), rel=0.1)  # and at the budget's pace, not slower
 
@@ -190,7 +192,7 @@ def test_header_pacing_keeps_a_budget_without_429s_after_the_first_response(rpm:
 def test_a_spent_budget_without_a_limit_holds_new_sends_until_its_reset() -> None:
     clock = Clock()
     pacer = ServerPacer(clock)
-    assert not pacer.observe(RateLimits(Budget(None, 0, 1.5)))
+    assert not pacer.observe(RateLimits(Budget(None, 0, 1.5)), pacer.sending(0))
     assert pacer.hold_remaining() == pytest.approx(1.5)
     clock.now = 2.0
     assert pacer.hold_remaining() == 0

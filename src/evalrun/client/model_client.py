@@ -21,7 +21,7 @@ import anyio
 from ..events import ConcurrencyChanged, Observer, PaceChanged, RetryScheduled
 from ..providers.base import ChatResponse, Provider, ProviderError, RateLimits, TransientError, estimate_tokens
 from .concurrency import ConcurrencyController, Outcome
-from .pacing import ServerPacer, TokenBucket
+from .pacing import ServerPacer, Ticket, TokenBucket
 from .policy import UNTOLD_429_MAX_DELAY, CallPolicy, backoff_delay
 
 __all__ = ["ModelClient"]
@@ -71,12 +71,12 @@ class ModelClient:
         estimate = estimate_tokens(messages, params) if self._tpm or self._server.tokens else 0
         try:
             for attempt in itertools.count(1):
-                await self._paced(estimate)
+                ticket = await self._paced(estimate)
                 started = time.monotonic()
                 try:
                     reply = await self._provider.send(model, messages, params)
                 except TransientError as exc:
-                    self._learn(exc.limits, exc.status == 429, exc.delay)
+                    self._learn(exc.limits, ticket, exc.status == 429, exc.delay)
                     delay = self._delay_before_retry(exc, tries, attempt, started)
                     self._emit(RetryScheduled(label, model, attempt, delay, exc.reason, exc.status))
                     if exc.status == 429 and exc.delay is None:
@@ -91,7 +91,7 @@ class ModelClient:
                 except ProviderError as exc:
                     exc.attempts = attempt
                     raise
-                self._learn(reply.limits)
+                self._learn(reply.limits, ticket)
                 self._record(Outcome.OK, started, time.monotonic() - started)
                 answer = reply.answer
                 if estimate:
@@ -126,24 +126,24 @@ class ModelClient:
             raise ProviderError(f"{exc.reason}; {waited}", 429, attempt)
         return delay
 
-    async def _paced(self, estimate: int) -> None:
+    async def _paced(self, estimate: int) -> Ticket:
         if self._rpm is not None:
             await self._rpm.take()
         if self._tpm is not None:
             await self._tpm.take(estimate)
-        await self._server.wait(estimate)
+        return await self._server.wait(estimate)
 
     def _settle(self, estimate: int, actual: int) -> None:
         if self._tpm is not None:
             self._tpm.adjust(actual - estimate)
         self._server.settle(estimate, actual)
 
-    def _learn(self, limits: RateLimits | None, refused: bool = False, delay: float | None = None) -> None:
-        if limits is not None and self._server.observe(limits, refused, delay):
-            requests, tokens = self._server.requests, self._server.tokens
-            self._emit(
-                PaceChanged(requests.rate_per_minute if requests else None, tokens.rate_per_minute if tokens else None)
-            )
+    def _learn(
+        self, limits: RateLimits | None, ticket: Ticket, refused: bool = False, delay: float | None = None
+    ) -> None:
+        if limits is not None and self._server.observe(limits, ticket, refused, delay):
+            stated = self._server.stated
+            self._emit(PaceChanged(stated.get("requests"), stated.get("tokens")))
 
     def _record(self, outcome: Outcome, sent_at: float, latency: float | None = None) -> None:
         reason = self._controller.record(outcome, sent_at, latency)

@@ -8,12 +8,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 import anyio
 
 from ..providers.base import Budget, RateLimits
 
-__all__ = ["PACE_SHARE", "ServerPacer", "TokenBucket"]
+__all__ = ["PACE_SHARE", "ServerPacer", "Ticket", "TokenBucket"]
 
 #: The share of a server's stated budget the pacer uses. The server counts on its own clock, a
 #: network away; pacing at exactly the budget would meet it to the microsecond and lose the odd
@@ -78,6 +79,13 @@ class TokenBucket:
         self._tokens = min(self._tokens, remaining)
 
 
+class Ticket(NamedTuple):
+    """What had been sent before a request: its response's budgets are read net of what followed."""
+
+    requests: int
+    tokens: float
+
+
 class ServerPacer:
     """Sends at the pace a server's rate headers state, so a run keeps inside its key's budget.
 
@@ -85,9 +93,10 @@ class ServerPacer:
     stated limit per minute, and what the server says is left caps what the bucket holds, so a
     budget shared with other clients is seen as it is. Servers state what is left as a whole
     number counted when the request arrived, a latency ago: an answer's count is read as "less
-    than one more than that", a refusal's as exact. Before the first response nothing is known
-    and nothing is held back. A budget that says it is spent without a limit to pace by holds new
-    sends until its reset.
+    than one more than that", a refusal's as exact, and what was sent since that request (the
+    ``Ticket`` says) comes off it. Before the first response nothing is known and nothing is held
+    back. A budget that says it is spent without a limit to pace by holds new sends until its
+    reset.
     """
 
     def __init__(self, clock: Clock = time.monotonic) -> None:
@@ -97,11 +106,13 @@ class ServerPacer:
         #: The budgets per minute as the server last stated them (the buckets run a little below).
         self.stated: dict[str, float] = {}
         self._hold_until = 0.0
+        self._sent = Ticket(0, 0.0)  # requests and tokens sent so far
 
-    def observe(self, limits: RateLimits, refused: bool = False, delay: float | None = None) -> bool:
-        """Take in one response's budgets (``refused``: a 429, which waits ``delay``); True when a
-        pace was set or changed."""
+    def observe(self, limits: RateLimits, ticket: Ticket, refused: bool = False, delay: float | None = None) -> bool:
+        """Take in the budgets of the response to the request sent with ``ticket`` (``refused``: a
+        429, which waits ``delay``); True when a pace was set or changed."""
         changed = False
+        since = Ticket(self._sent.requests - ticket.requests - 1, self._sent.tokens - ticket.tokens)
         for kind in ("requests", "tokens"):
             budget: Budget | None = getattr(limits, kind)
             if budget is None:
@@ -119,7 +130,8 @@ class ServerPacer:
             if budget.remaining is None:
                 continue
             if bucket is not None:
-                bucket.at_most(budget.remaining if refused else budget.remaining + 1)
+                left = budget.remaining - getattr(since, kind)
+                bucket.at_most(left if refused else left + 1)
             elif budget.remaining <= 0:  # spent, and no limit to pace by: wait for the reset
                 wait = budget.reset if budget.reset is not None else delay
                 if wait is not None:
@@ -130,8 +142,9 @@ class ServerPacer:
         """Seconds new sends are still held by a spent budget that names no limit (0: none)."""
         return max(0.0, self._hold_until - self._clock())
 
-    async def wait(self, tokens: float) -> None:
-        """Wait until the server's budgets allow one more request of about ``tokens`` tokens."""
+    async def wait(self, tokens: float) -> Ticket:
+        """Wait until the server's budgets allow one more request of about ``tokens`` tokens; the
+        ticket to hand back with its response."""
         hold = self.hold_remaining()
         if hold > 0:
             await anyio.sleep(hold)
@@ -139,6 +152,13 @@ class ServerPacer:
             await self.requests.take(1)
         if self.tokens is not None:
             await self.tokens.take(tokens)
+        return self.sending(tokens)
+
+    def sending(self, tokens: float) -> Ticket:
+        """Count a request of about ``tokens`` tokens as sent; its ticket."""
+        ticket = self._sent
+        self._sent = Ticket(ticket.requests + 1, ticket.tokens + tokens)
+        return ticket
 
     def settle(self, estimated: float, actual: float) -> None:
         """A request used ``actual`` tokens where ``estimated`` were taken for it."""
