@@ -37,6 +37,7 @@ from .scoring import ModelRequest, Scorer, Verdict
 __all__ = ["Engine", "EngineOptions", "Outcome"]
 
 _LOOKUP_BATCH = 128  # tasks looked up in the cache together: one store round trip for many keys
+_NO_RECORD: dict[str, Any] = {}
 #: Unfinished calls per send slot: those on the wire, and those waiting out a 429's delay without
 #: a slot. Enough that a 429 storm (a fifth of attempts told to wait 1 s) keeps every slot busy.
 LIVE_PER_SLOT = 4
@@ -143,11 +144,13 @@ class Engine:
 
     async def _feed(self, source: Iterator[Task], calls: anyio.abc.TaskGroup) -> None:
         run, repeat_count, identity = self._run, self._options.repeat_count, self._identity
+        keyed = self._cache.active
         while True:
-            run.batch.extend(
-                _Lookup(task, *task_key(identity, task, repeat_count))
-                for task in itertools.islice(source, _LOOKUP_BATCH)
-            )
+            batch = itertools.islice(source, _LOOKUP_BATCH)
+            if keyed:
+                run.batch.extend(_Lookup(task, *task_key(identity, task, repeat_count)) for task in batch)
+            else:  # no cache: no key to hash
+                run.batch.extend(_Lookup(task, "", _NO_RECORD) for task in batch)
             if not run.batch:
                 return
             await anyio.lowlevel.checkpoint()  # a warm run never waits: let timers and signals in

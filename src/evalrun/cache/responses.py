@@ -33,6 +33,11 @@ class ResponseCache:
         self._pending: list[tuple[str, StoredAnswer]] = []
         self._full = anyio.Event()
 
+    @property
+    def active(self) -> bool:
+        """Whether answers are read or kept at all (with ``off``, no key is ever needed)."""
+        return self._store is not None
+
     async def lookup_many(self, keys: Sequence[str]) -> list[ChatResponse | None]:
         """The cached answers for ``keys`` (all None when the cache is not read)."""
         if self._store is None or not self._reads:

@@ -17,6 +17,9 @@ from ..schema import CaseResult
 
 __all__ = ["CaseSpool"]
 
+#: Built once: ``json.dumps`` with an option builds a new encoder on every call.
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+
 
 class CaseSpool:
     """Case records, one JSON line each, in the order they finished; an observer of the run."""
@@ -34,7 +37,7 @@ class CaseSpool:
         if self._reading:  # a reader may have left the position mid-file
             self._file.seek(0, os.SEEK_END)
             self._reading = False
-        self._file.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+        self._file.write(_encode(result.to_dict()) + "\n")
         self.count += 1
 
     def records(self) -> Iterator[dict[str, Any]]:
