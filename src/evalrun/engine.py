@@ -77,6 +77,15 @@ class _Ledger:
     batch: deque[_Lookup] = field(default_factory=deque)
 
 
+async def _acquire(limiter: anyio.CapacityLimiter, holder: object) -> None:
+    """``limiter.acquire_on_behalf_of``, without its checkpoint while there is room: the feed has a
+    checkpoint of its own a batch, and a full limiter still waits (and yields)."""
+    try:
+        limiter.acquire_on_behalf_of_nowait(holder)
+    except anyio.WouldBlock:
+        await limiter.acquire_on_behalf_of(holder)
+
+
 def _not_answered(task: Task, status: Status, error: str | None = None, attempts: int = 0) -> CaseResult:
     case = task.case
     return CaseResult(case.id, case.category, task.model, task.repeat, status, error=error, attempts=attempts)
@@ -169,7 +178,7 @@ class Engine:
                     else:
                         calls.start_soon(self._finish, token, lookup.task, answer, True, 0)
                 else:
-                    await self._live.acquire_on_behalf_of(token)
+                    await _acquire(self._live, token)
                     await self._client.acquire(token)
                     calls.start_soon(self._call, lookup, token)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Annotated
 
 import typer
@@ -117,6 +118,9 @@ def eval_command(
         runner = Runner(settings)
         runner.prepare()
     display = make_display(settings.progress, RunKind.EVAL)
+    # The process ends with the run: the collector need not walk start-up's objects again and
+    # again (the run's own garbage is still collected). 10-90 ms of CPU a run.
+    gc.freeze()
     try:
         result = runner.subscribe(display).run_sync(handle_signals=True)
     except KeyboardInterrupt:  # before the run could watch for it (while starting up)

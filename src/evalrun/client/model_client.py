@@ -54,8 +54,13 @@ class ModelClient:
         return self._controller.limit
 
     async def acquire(self, holder: object) -> None:
-        """Take a send slot for ``holder``, which then calls ``complete``; it gives the slot back."""
-        await self._slots.acquire_on_behalf_of(holder)
+        """Take a send slot for ``holder``, which then calls ``complete``; it gives the slot back.
+        No checkpoint while a slot is free (the caller has its own): a full set of slots still
+        waits, and yields."""
+        try:
+            self._slots.acquire_on_behalf_of_nowait(holder)
+        except anyio.WouldBlock:
+            await self._slots.acquire_on_behalf_of(holder)
 
     async def complete(
         self,

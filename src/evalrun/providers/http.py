@@ -8,6 +8,7 @@ Retrying is not done here: the model client (``evalrun.client``) decides when, f
 
 from __future__ import annotations
 
+import json
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -26,10 +27,13 @@ from .base import (
     is_loopback,
     scrub,
 )
+from .netio import AsyncioTransport
 
 __all__ = ["Dialect", "HttpProvider", "MalformedAnswer"]
 
 _DETAIL = 200  # characters of a server's error message kept in a case's error
+#: What httpx's ``json=`` writes, with the encoder built once (``json.dumps`` with options builds one a call).
+_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 _RETRYABLE_EXCEPTIONS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 
@@ -69,6 +73,26 @@ def _described(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
+async def _send(lane: httpx.AsyncBaseTransport, request: httpx.Request) -> httpx.Response:
+    """One request on a lane, its body read and the connection handed back."""
+    response = await lane.handle_async_request(request)
+    try:
+        await response.aread()
+    finally:
+        await response.aclose()
+    return response
+
+
+def _environment_proxy(url: httpx.URL) -> str | None:
+    """The proxy the environment names for ``url`` (``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``...)."""
+    import urllib.request
+
+    if urllib.request.proxy_bypass(url.host):
+        return None
+    proxies = urllib.request.getproxies()
+    return proxies.get(url.scheme) or proxies.get("all")
+
+
 class HttpProvider:
     """One provider over HTTP: ``concurrency`` keep-alive connections, retries, clean errors."""
 
@@ -85,57 +109,71 @@ class HttpProvider:
         self._server_stats = server_stats
         self._identity = dict(identity)
         self._secret = api_key
-        # One single-connection client per slot instead of one pool of N: httpcore's pool scans all
-        # of its connections on every request, which at 100 connections cuts throughput by 4-6x.
-        # The CA bundle is loaded once (20-35 ms), shared by every lane, and only for HTTPS: a plain
-        # HTTP server (the simulated one, a local Ollama) gets a context with no CA at all, which
-        # would refuse any TLS rather than trust it.
+        # One single-connection lane per slot instead of one pool of N: httpcore's pool scans all of
+        # its connections on every request, which at 100 connections cuts throughput by 4-6x. The
+        # lanes are httpx transports, not clients: a client's per-request work (URL merging, cookie
+        # extraction through urllib, auth and redirect generators, event hooks) buys nothing for one
+        # fixed POST and cost 0.25-0.3 ms of CPU a request. The CA bundle is loaded once (20-35 ms),
+        # shared by every lane, and only for HTTPS: a plain HTTP server (the simulated one, a local
+        # Ollama) gets a context with no CA at all, which would refuse any TLS rather than trust it.
         https = base_url.lower().startswith("https:")
-        verify = httpx.create_ssl_context() if https else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        self._client_options: dict[str, Any] = {
-            "base_url": base_url.rstrip("/") + "/",
-            "headers": dialect.headers(api_key),
-            "timeout": httpx.Timeout(options.request_timeout, connect=min(10.0, options.request_timeout)),
-            "trust_env": not is_loopback(base_url),  # no proxy from the environment for this machine
-            "verify": verify,
-        }
-        self._lanes = [self._new_client(1) for _ in range(options.concurrency)]
+        self._verify = httpx.create_ssl_context() if https else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        self._url = httpx.URL(base_url.rstrip("/") + "/" + dialect.path)
+        # No proxy from the environment for this machine; elsewhere, the one httpx would take.
+        self._proxy = None if is_loopback(base_url) else _environment_proxy(self._url)
+        self._headers = httpx.Headers(
+            {
+                "Accept": "*/*",
+                "Accept-Encoding": "gzip, deflate",
+                "User-Agent": f"python-httpx/{httpx.__version__}",
+                "Content-Type": "application/json",
+                **dialect.headers(api_key),
+            }
+        )
+        timeout = httpx.Timeout(options.request_timeout, connect=min(10.0, options.request_timeout))
+        self._extensions = {"timeout": timeout.as_dict()}
+        self._lanes = [self._new_lane(1) for _ in range(options.concurrency)]
         self._idle = list(self._lanes)
-        self._overflow: httpx.AsyncClient | None = None
+        self._overflow: httpx.AsyncBaseTransport | None = None
 
     @property
     def identity(self) -> Mapping[str, str]:
         return self._identity
 
-    def _new_client(self, connections: int) -> httpx.AsyncClient:
+    def _new_lane(self, connections: int) -> httpx.AsyncBaseTransport:
+        if self._proxy is None:  # a direct connection: on asyncio's own transports (see netio.py)
+            return AsyncioTransport(self._verify, connections)
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-        return httpx.AsyncClient(limits=limits, **self._client_options)
+        return httpx.AsyncHTTPTransport(verify=self._verify, limits=limits, proxy=self._proxy)
 
-    async def _post(self, payload: Mapping[str, Any]) -> httpx.Response:
-        path = self._dialect.path
+    async def _post(self, body: bytes) -> httpx.Response:
+        request = httpx.Request("POST", self._url, headers=self._headers, content=body, extensions=self._extensions)
         if self._idle:
             lane = self._idle.pop()  # last in, first out: the warmest keep-alive connection
             try:
-                return await lane.post(path, json=payload)
+                return await _send(lane, request)
             finally:
                 self._idle.append(lane)
         if self._overflow is None:  # more callers than slots: only outside the engine's limiter
-            self._overflow = self._new_client(len(self._lanes))
-        return await self._overflow.post(path, json=payload)
+            self._overflow = self._new_lane(len(self._lanes))
+        return await _send(self._overflow, request)
 
     async def server_stats(self) -> dict[str, Any] | None:
         return await self._server_stats() if self._server_stats is not None else None
 
     async def aclose(self) -> None:
-        for client in [*self._lanes, *([self._overflow] if self._overflow else [])]:
-            await client.aclose()
+        for lane in [*self._lanes, *([self._overflow] if self._overflow else [])]:
+            await lane.aclose()
 
     async def send(self, model: str, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]) -> Reply:
         dialect = self._dialect
-        payload = dialect.payload(model, messages, params)
+        try:
+            body = _encode_json(dialect.payload(model, messages, params)).encode()
+        except (TypeError, ValueError) as exc:  # a parameter JSON cannot carry (NaN, an object)
+            raise ProviderError(f"the request cannot be sent as JSON: {exc}") from None
         started = time.perf_counter()
         try:
-            response = await self._post(payload)
+            response = await self._post(body)
         except _RETRYABLE_EXCEPTIONS as exc:  # transport errors quote requests: scrubbed too
             raise TransientError(scrub(_described(exc), self._secret)) from None
         except httpx.HTTPError as exc:  # a request that can never be sent (bad URL, header, protocol)

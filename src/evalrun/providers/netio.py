@@ -1,0 +1,236 @@
+"""The lanes' byte streams on asyncio's own transports: an httpcore network backend, and an httpx
+transport over it. No HTTP here: h11 and httpcore still speak it, and httpx is still the client.
+
+Why: under asyncio, httpcore's default backend goes through anyio's ``SocketStream``, which costs
+on every request a ``fail_after`` cancel scope around each read and write, a checkpoint on each send
+and receive, and on each reuse of a keep-alive connection a ``poll()`` of the socket, found through a
+dict of socket attributes built afresh. A protocol that the loop feeds knows whether the server
+closed the connection without asking the kernel, and arms a timer only when a read must wait.
+Measured on the simulated provider: 0.2-0.4 ms of CPU less per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import httpcore
+import httpx
+
+__all__ = ["AsyncioBackend", "AsyncioTransport"]
+
+_READ_LIMIT = 1 << 20  # bytes buffered before the socket is no longer read (a reader far behind)
+_HTTPCORE_ERRORS = (
+    httpcore.TimeoutException,
+    httpcore.NetworkError,
+    httpcore.ProtocolError,
+    httpcore.UnsupportedProtocol,
+)
+
+
+class _Protocol(asyncio.Protocol):
+    """What the loop read, whether the peer is gone, and the one waiter of a read or a drain."""
+
+    transport: asyncio.Transport
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.closed = False
+        self.error: Exception | None = None
+        self.waiter: asyncio.Future[None] | None = None
+        self.writable = True
+        self.reading = True
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) > _READ_LIMIT and self.reading:
+            self.reading = False
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.closed = True
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed, self.error = True, exc
+        self.writable = True
+        self._wake()
+
+    def pause_writing(self) -> None:
+        self.writable = False
+
+    def resume_writing(self) -> None:
+        self.writable = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+
+def _expire(future: asyncio.Future[None], error: type[Exception]) -> None:
+    if not future.done():
+        future.set_exception(error())  # no words, as httpcore's own backends: "ReadTimeout"
+
+
+async def _wait(protocol: _Protocol, timeout: float | None, error: type[Exception]) -> None:
+    """Until the protocol wakes us; ``error`` if ``timeout`` passes first."""
+    loop = asyncio.get_running_loop()
+    protocol.waiter = future = loop.create_future()
+    timer = None if timeout is None else loop.call_later(timeout, _expire, future, error)
+    try:
+        await future
+    finally:
+        protocol.waiter = None
+        if timer is not None:
+            timer.cancel()
+
+
+class _Stream(httpcore.AsyncNetworkStream):
+    def __init__(self, transport: asyncio.Transport, protocol: _Protocol) -> None:
+        self._transport = transport
+        self._protocol = protocol
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        protocol = self._protocol
+        while not protocol.buffer:
+            if protocol.closed:
+                if protocol.error is not None:
+                    raise httpcore.ReadError(str(protocol.error))
+                return b""
+            await _wait(protocol, timeout, httpcore.ReadTimeout)
+        data = bytes(protocol.buffer[:max_bytes])
+        del protocol.buffer[:max_bytes]
+        if not protocol.reading and len(protocol.buffer) <= _READ_LIMIT:
+            protocol.reading = True
+            self._transport.resume_reading()
+        return data
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        protocol = self._protocol
+        if protocol.closed or self._transport.is_closing():
+            raise httpcore.WriteError(str(protocol.error or "connection closed"))
+        self._transport.write(buffer)
+        while not protocol.writable and not protocol.closed:
+            await _wait(protocol, timeout, httpcore.WriteTimeout)
+
+    async def aclose(self) -> None:
+        self._transport.close()
+
+    async def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        try:
+            transport = await asyncio.wait_for(
+                loop.start_tls(self._transport, self._protocol, ssl_context, server_hostname=server_hostname),
+                timeout,
+            )
+        except asyncio.TimeoutError:
+            self._transport.close()
+            raise httpcore.ConnectTimeout("TLS handshake timed out") from None
+        except (OSError, ssl.SSLError) as exc:
+            self._transport.close()
+            raise httpcore.ConnectError(str(exc)) from None
+        assert transport is not None
+        self._protocol.transport = transport
+        return _Stream(transport, self._protocol)
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":  # an idle keep-alive connection that the server closed or wrote to
+            return self._protocol.closed or bool(self._protocol.buffer)
+        names = {"ssl_object": "ssl_object", "client_addr": "sockname", "server_addr": "peername", "socket": "socket"}
+        return self._transport.get_extra_info(names[info]) if info in names else None
+
+
+class AsyncioBackend(httpcore.AsyncNetworkBackend):
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        local = (local_address, 0) if local_address else None
+        try:
+            transport, protocol = await asyncio.wait_for(
+                loop.create_connection(_Protocol, host, port, local_addr=local), timeout
+            )
+        except asyncio.TimeoutError:
+            raise httpcore.ConnectTimeout(f"connecting to {host}:{port} timed out") from None
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc)) from None
+        sock = transport.get_extra_info("socket")
+        for option in socket_options or ():
+            sock.setsockopt(*option)
+        return _Stream(transport, protocol)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+# -- httpx's transport contract over an httpcore pool on that backend ------------------------------
+
+
+def _httpx_error(exc: Exception) -> httpx.TransportError:
+    """httpcore's exception as httpx's class of the same name (httpx mirrors each one)."""
+    kind = getattr(httpx, type(exc).__name__, httpx.TransportError)
+    return kind(str(exc))
+
+
+class _Body(httpx.AsyncByteStream):
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for part in self._stream:
+                yield part
+        except _HTTPCORE_ERRORS as exc:
+            raise _httpx_error(exc) from exc
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+class AsyncioTransport(httpx.AsyncBaseTransport):
+    """What ``httpx.AsyncHTTPTransport`` is for a direct connection, on ``AsyncioBackend``."""
+
+    def __init__(self, ssl_context: ssl.SSLContext, connections: int) -> None:
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=connections,
+            max_keepalive_connections=connections,
+            network_backend=AsyncioBackend(),
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        core = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        try:
+            response = await self._pool.handle_async_request(core)
+        except _HTTPCORE_ERRORS as exc:
+            raise _httpx_error(exc) from exc
+        return httpx.Response(
+            response.status, headers=response.headers, stream=_Body(response.stream), extensions=response.extensions
+        )
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
