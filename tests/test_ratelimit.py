@@ -170,6 +170,7 @@ def test_header_pacing_keeps_a_budget_without_429s_after_the_first_response(rpm:
         pending = [response for response in pending if response[0] > clock.now]
         for _, refused, limits, ticket in arrived:
             first_response_at = min(first_response_at, clock.now)
+            pacer.answered()
             pacer.observe(limits, ticket, refused)
         wait = pacer.requests.wait_time(1) if pacer.requests else 0.0
         if wait > 1e-9:

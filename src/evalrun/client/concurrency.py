@@ -6,6 +6,8 @@ their number in flight: the client delays that request and paces new ones, and c
 concurrency would only slow the run. "Too many at once" (a gateway's or a local server's cap)
 usually names no wait at all. So the policy:
 
+- A 429 whose headers say a budget of the key is spent is not counted at all: the pacer reads its
+  headers and keeps the run to the budget, whatever the concurrency.
 - Attempts are judged in *rounds* of the limit's worth (at least ``MIN_ROUND``): each attempt is
   a success, a *told* 429 (the server named a wait) or an *untold* 429. A round restarts at every
   change of the limit, and 429s of attempts sent before a change are left out, so each limit is

@@ -79,7 +79,10 @@ class ModelClient:
                 ticket = await self._paced(estimate)
                 started = time.monotonic()
                 try:
-                    reply = await self._provider.send(model, messages, params)
+                    try:
+                        reply = await self._provider.send(model, messages, params)
+                    finally:
+                        self._server.answered()
                 except TransientError as exc:
                     self._learn(exc.limits, ticket, exc.status == 429, exc.delay)
                     delay = self._delay_before_retry(exc, tries, attempt, started)
@@ -116,7 +119,8 @@ class ModelClient:
                 raise ProviderError(exc.reason, exc.status, attempt)
             return backoff_delay(exc.delay, tries.failures, policy.retry_base_delay)
         told = exc.delay is not None
-        self._record(Outcome.TOLD_429 if told else Outcome.UNTOLD_429, sent_at)
+        if not _spent(exc.limits):  # a spent budget is the pacer's to keep, not a sign of overload
+            self._record(Outcome.TOLD_429 if told else Outcome.UNTOLD_429, sent_at)
         tries.rate_limited += 1
         if told:
             delay = backoff_delay(exc.delay, tries.rate_limited, policy.retry_base_delay)
@@ -155,3 +159,10 @@ class ModelClient:
         if reason is not None:
             self._slots.total_tokens = self._controller.limit
             self._emit(ConcurrencyChanged(self._controller.limit, reason))
+
+
+def _spent(limits: RateLimits | None) -> bool:
+    """Whether a response says a budget of the key is spent (its remaining is 0)."""
+    if limits is None:
+        return False
+    return any(budget is not None and budget.remaining == 0 for budget in (limits.requests, limits.tokens))

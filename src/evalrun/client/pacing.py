@@ -93,8 +93,9 @@ class ServerPacer:
     stated limit per minute, and what the server says is left caps what the bucket holds, so a
     budget shared with other clients is seen as it is. Servers state what is left as a whole
     number counted when the request arrived, a latency ago: an answer's count is read as "less
-    than one more than that", a refusal's as exact, and what was sent since that request (the
-    ``Ticket`` says) comes off it. Before the first response nothing is known and nothing is held
+    than one more than that", a refusal's as exact. An answer's count is also net of what was sent
+    after its request (the ``Ticket`` says) and is still unanswered; a refusal is immediate, so
+    its count stands as it is. Before the first response nothing is known and nothing is held
     back. A budget that says it is spent without a limit to pace by holds new sends until its
     reset.
     """
@@ -107,12 +108,13 @@ class ServerPacer:
         self.stated: dict[str, float] = {}
         self._hold_until = 0.0
         self._sent = Ticket(0, 0.0)  # requests and tokens sent so far
+        self.unanswered = 0  # requests sent and not yet answered (see ``answered``)
 
     def observe(self, limits: RateLimits, ticket: Ticket, refused: bool = False, delay: float | None = None) -> bool:
         """Take in the budgets of the response to the request sent with ``ticket`` (``refused``: a
         429, which waits ``delay``); True when a pace was set or changed."""
         changed = False
-        since = Ticket(self._sent.requests - ticket.requests - 1, self._sent.tokens - ticket.tokens)
+        since = self._since(ticket) if not refused else Ticket(0, 0.0)
         for kind in ("requests", "tokens"):
             budget: Budget | None = getattr(limits, kind)
             if budget is None:
@@ -154,10 +156,25 @@ class ServerPacer:
             await self.tokens.take(tokens)
         return self.sending(tokens)
 
+    def _since(self, ticket: Ticket) -> Ticket:
+        """What was sent after ``ticket``'s request and is still unanswered: the server had not
+        counted it when it stated what is left (the rest of what followed was answered, refused or
+        not, and no longer matters)."""
+        after = self._sent.requests - ticket.requests - 1
+        if after <= 0:
+            return Ticket(0, 0.0)
+        pending = min(after, self.unanswered)
+        return Ticket(pending, (self._sent.tokens - ticket.tokens) * pending / after)
+
+    def answered(self) -> None:
+        """A request sent with ``sending`` got its response, whatever it was (or failed for good)."""
+        self.unanswered -= 1
+
     def sending(self, tokens: float) -> Ticket:
         """Count a request of about ``tokens`` tokens as sent; its ticket."""
         ticket = self._sent
         self._sent = Ticket(ticket.requests + 1, ticket.tokens + tokens)
+        self.unanswered += 1
         return ticket
 
     def settle(self, estimated: float, actual: float) -> None:
