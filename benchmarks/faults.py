@@ -1,7 +1,10 @@
 """Rate limits and faults, whole process (issue 8): each fault shape of the simulated provider
 against ``evalrun eval``, as a user runs it, medians of ``--runs``.
 
-    python benchmarks/faults.py [--runs 3] [--only clean,capped,...]
+    python benchmarks/faults.py [--runs 3] [--only clean,capped,...] [--evalrun PATH]
+
+``--evalrun`` runs another installation's ``evalrun`` script against the same simulator (a
+checkout of an earlier version, for a before/after table).
 
 The simulated provider runs in a child process of this script, not of evalrun, so the CPU time
 measured is evalrun's own (user + sys, start-up included). Each scenario states its target; the
@@ -57,7 +60,9 @@ SCENARIOS = [
 ]  # fmt: skip
 
 
-def _evalrun() -> list[str]:
+def _evalrun(given: str | None = None) -> list[str]:
+    if given:
+        return [given]
     script = Path(sys.executable).with_name("evalrun")
     return [str(script)] if script.exists() else [sys.executable, "-m", "evalrun"]
 
@@ -71,20 +76,35 @@ def _config(directory: Path, sim: SimProcess, concurrency: int) -> Path:
     return path
 
 
-def run_once(scenario: Scenario, sim: SimProcess, directory: Path) -> dict[str, Any]:
+def run_once(scenario: Scenario, sim: SimProcess, directory: Path, evalrun: str | None = None) -> dict[str, Any]:
     suite = write_suite(directory / f"{scenario.name}.jsonl", arithmetic_cases(scenario.cases, id_format="b{:06d}"))
     config = _config(directory, sim, scenario.concurrency)
     results, events = directory / "results.json", directory / "events.jsonl"
     defaults = {"rate_429": 0, "rate_500": 0, "rpm": 0, "tpm": 0, "max_inflight": 0, "seed": 0}
     sim.control(**{**defaults, **scenario.server})
     sim.reset_stats()
-    command = [*_evalrun(), "eval", "bench", "--config", str(config), "--suite", str(suite), "--progress", "none"]
+    command = [
+        *_evalrun(evalrun),
+        "eval",
+        "bench",
+        "--config",
+        str(config),
+        "--suite",
+        str(suite),
+        "--progress",
+        "none",
+    ]
     command += ["--output", str(results), "--events", str(events), *scenario.flags]
+    results.unlink(missing_ok=True)
+    events.unlink(missing_ok=True)
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
+    if not results.exists():
+        error = process.stderr.read().decode() if process.stderr else ""
+        raise SystemExit(f"{scenario.name}: evalrun exited {process.returncode} without results: {error}")
     document = json.loads(results.read_text())
     served = sim.stats()
     names = [json.loads(line)["event"] for line in events.read_text().splitlines()]
@@ -126,12 +146,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", default="", help="Comma-separated scenario names.")
+    parser.add_argument("--evalrun", default=None, help="The evalrun script to run (default: this one's).")
     args = parser.parse_args()
     chosen = [s for s in SCENARIOS if not args.only or s.name in args.only.split(",")]
     medians: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp, SimProcess() as sim:
         for scenario in chosen:
-            runs = [run_once(scenario, sim, Path(tmp)) for _ in range(args.runs)]
+            runs = [run_once(scenario, sim, Path(tmp), args.evalrun) for _ in range(args.runs)]
             for record in runs:
                 print(json.dumps(record), flush=True)
             keys = [k for k, v in runs[0].items() if isinstance(v, (int, float)) and v is not None]

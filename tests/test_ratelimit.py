@@ -95,6 +95,15 @@ def test_429s_that_name_a_wait_but_are_most_attempts_do_cut() -> None:
     assert controller.limit < 40
 
 
+def test_a_long_overload_does_not_keep_the_limit_down_after_it() -> None:
+    clock = Clock()
+    controller = ConcurrencyController(20, clock)
+    drive(controller, clock, 120.0, lambda: Outcome.TOLD_429)  # minutes of "come back later"
+    assert controller.limit == 1
+    limits = drive(controller, clock, 30.0, lambda: Outcome.OK)  # rounds of 20 calls, one at a time
+    assert max(limits) == 20  # the rounds of the overload are not held against the recovery
+
+
 def test_the_limit_never_goes_below_one() -> None:
     clock = Clock()
     controller = ConcurrencyController(4, clock)

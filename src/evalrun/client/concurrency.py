@@ -10,8 +10,8 @@ usually names no wait at all. So the policy:
   headers and keeps the run to the budget, whatever the concurrency.
 - Attempts are judged in *rounds* of the limit's worth (at least ``MIN_ROUND``): each attempt is
   a success, a *told* 429 (the server named a wait) or an *untold* 429. A round restarts at every
-  change of the limit, and 429s of attempts sent before a change are left out, so each limit is
-  judged only on what was sent under it.
+  change of the limit, and 429s of calls begun before a change are left out, so no limit is cut
+  for what was sent under the one before (successes all count: the server did serve them).
 - Untold 429s cut at once, when there are ``UNTOLD_MIN`` of them making ``UNTOLD_SHARE`` of the
   round so far. Told 429s cut only when they are most of a whole round (``TOLD_SHARE``): then they
   are no longer a budget's word but the sign of a server we overload. Random 429s that name a
@@ -107,6 +107,9 @@ class ConcurrencyController:
 
     def _cut(self, refused: int, reason: str) -> str | None:
         if self.limit <= 1 or self._clock() - self._changed_at < self.round_trip:
+            if self._attempts >= max(MIN_ROUND, self.limit):  # a whole round judged: start another
+                self._clean_rounds = 0
+                self._new_round()
             return None
         kept = min(GENTLEST_CUT, max(DEEPEST_CUT, 1 - refused / self._attempts))
         self._clean_rounds = 0

@@ -2,9 +2,9 @@
 
 It owns what sits between the engine and a provider: the send slots (an ``anyio.CapacityLimiter``
 whose size the concurrency controller sets), the pacing (the client's RPM/TPM and the server's
-stated budgets) and the retry loop. A call waiting out a delay the server named gives its slot
-up, so that one "come back in 2 s" does not idle a slot the server would have used; a call
-refused without one (a concurrency cap) keeps it, since handing it on would only send another
+stated budgets) and the retry loop. A call waiting out a retry delay gives its slot up, so that
+one "come back in 2 s" does not idle a slot the server would have used; a call refused by a 429
+that names no wait (a concurrency cap) keeps it, since handing it on would only send another
 request into the same refusal.
 """
 
@@ -31,6 +31,7 @@ __all__ = ["ModelClient"]
 class _Tries:
     """One call's retry budgets: failures are counted, 429s are timed."""
 
+    begun_at: float  # time.monotonic() of the first attempt
     give_up_at: float  # time.monotonic() after which a 429 is no longer waited out
     failures: int = 0
     rate_limited: int = 0
@@ -72,10 +73,11 @@ class ModelClient:
     ) -> tuple[ChatResponse, int]:
         """The answer and the attempts it took, or ``ProviderError``. ``holder`` holds a slot (see
         ``acquire``); it is released when this returns. ``label`` names the call in events."""
-        tries, held = _Tries(time.monotonic() + self._policy.rate_limit_wait), True
-        estimate = estimate_tokens(messages, params) if self._tpm or self._server.tokens else 0
+        now, held = time.monotonic(), True
+        tries = _Tries(now, now + self._policy.rate_limit_wait)
         try:
             for attempt in itertools.count(1):
+                estimate = estimate_tokens(messages, params) if self._tpm or self._server.tokens else 0
                 ticket = await self._paced(estimate)
                 started = time.monotonic()
                 try:
@@ -120,7 +122,9 @@ class ModelClient:
             return backoff_delay(exc.delay, tries.failures, policy.retry_base_delay)
         told = exc.delay is not None
         if not _spent(exc.limits):  # a spent budget is the pacer's to keep, not a sign of overload
-            self._record(Outcome.TOLD_429 if told else Outcome.UNTOLD_429, sent_at)
+            # An untold 429's call keeps its slot and retries: it counts as begun when it first
+            # was, so that a limit just cut is not cut again for calls the old limit let in.
+            self._record(Outcome.TOLD_429 if told else Outcome.UNTOLD_429, sent_at if told else tries.begun_at)
         tries.rate_limited += 1
         if told:
             delay = backoff_delay(exc.delay, tries.rate_limited, policy.retry_base_delay)

@@ -20,6 +20,9 @@ __all__ = ["PACE_SHARE", "ServerPacer", "Ticket", "TokenBucket"]
 #: network away; pacing at exactly the budget would meet it to the microsecond and lose the odd
 #: race, and each refused request costs a whole second of ``retry-after``.
 PACE_SHARE = 0.98
+#: The longest a spent budget without a stated limit holds new sends; calls then find out for
+#: themselves, and their 429s are waited out for --rate-limit-wait.
+MAX_HOLD = 60.0
 
 Clock = Callable[[], float]
 
@@ -80,10 +83,12 @@ class TokenBucket:
 
 
 class Ticket(NamedTuple):
-    """What had been sent before a request: its response's budgets are read net of what followed."""
+    """What had been sent before a request, and its own cost: its response's budgets are read net
+    of what followed."""
 
     requests: int
     tokens: float
+    cost: float = 0.0
 
 
 class ServerPacer:
@@ -136,8 +141,8 @@ class ServerPacer:
                 bucket.at_most(left if refused else left + 1)
             elif budget.remaining <= 0:  # spent, and no limit to pace by: wait for the reset
                 wait = budget.reset if budget.reset is not None else delay
-                if wait is not None:
-                    self._hold_until = max(self._hold_until, self._clock() + wait)
+                if wait is not None:  # capped: a daily budget's reset must not hold a run for hours
+                    self._hold_until = max(self._hold_until, self._clock() + min(wait, MAX_HOLD))
         return changed
 
     def hold_remaining(self) -> float:
@@ -164,7 +169,7 @@ class ServerPacer:
         if after <= 0:
             return Ticket(0, 0.0)
         pending = min(after, self.unanswered)
-        return Ticket(pending, (self._sent.tokens - ticket.tokens) * pending / after)
+        return Ticket(pending, (self._sent.tokens - ticket.tokens - ticket.cost) * pending / after)
 
     def answered(self) -> None:
         """A request sent with ``sending`` got its response, whatever it was (or failed for good)."""
@@ -172,10 +177,10 @@ class ServerPacer:
 
     def sending(self, tokens: float) -> Ticket:
         """Count a request of about ``tokens`` tokens as sent; its ticket."""
-        ticket = self._sent
-        self._sent = Ticket(ticket.requests + 1, ticket.tokens + tokens)
+        before = self._sent
+        self._sent = Ticket(before.requests + 1, before.tokens + tokens)
         self.unanswered += 1
-        return ticket
+        return before._replace(cost=tokens)
 
     def settle(self, estimated: float, actual: float) -> None:
         """A request used ``actual`` tokens where ``estimated`` were taken for it."""

@@ -94,7 +94,7 @@ def _environment_proxy(url: httpx.URL) -> str | None:
 
 
 class HttpProvider:
-    """One provider over HTTP: ``concurrency`` keep-alive connections, retries, clean errors."""
+    """One provider over HTTP: ``concurrency`` keep-alive lanes, one attempt a call, clean errors."""
 
     def __init__(
         self,
@@ -154,7 +154,7 @@ class HttpProvider:
                 return await _send(lane, request)
             finally:
                 self._idle.append(lane)
-        if self._overflow is None:  # more callers than slots: only outside the engine's limiter
+        if self._overflow is None:  # more callers than lanes: only outside the model client's slots
             self._overflow = self._new_lane(len(self._lanes))
         return await _send(self._overflow, request)
 

@@ -122,6 +122,8 @@ class _Stream(httpcore.AsyncNetworkStream):
         self._transport.write(buffer)
         while not protocol.writable and not protocol.closed:
             await _wait(protocol, timeout, httpcore.WriteTimeout)
+        if protocol.closed and protocol.error is not None:  # lost while the buffer drained
+            raise httpcore.WriteError(str(protocol.error))
 
     async def aclose(self) -> None:
         self._transport.close()
