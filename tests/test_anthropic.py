@@ -21,6 +21,7 @@ from evalrun.providers.anthropic import (
     check_options,
     open_provider,
     parse_rfc3339,
+    rate_limits,
     server_delay,
 )
 from evalrun.providers.base import ChatResponse, ClientOptions, ProviderError
@@ -370,3 +371,20 @@ def test_check_options_rejects_the_rest(options: dict[str, Any], message: str) -
         check_options(options)
     with pytest.raises(ValueError, match=r"unknown setting|must be"):
         check_profile(_profile("", options))
+
+
+def test_rate_headers_state_the_budgets_per_minute() -> None:
+    limits = rate_limits(
+        {
+            "Anthropic-RateLimit-Requests-Limit": "50",
+            "anthropic-ratelimit-requests-remaining": "49",
+            "anthropic-ratelimit-requests-reset": _rfc3339(2),
+            "anthropic-ratelimit-tokens-limit": "40000",
+            "anthropic-ratelimit-tokens-remaining": "not a number",
+        }
+    )
+    assert limits is not None and limits.requests is not None and limits.tokens is not None
+    assert (limits.requests.limit, limits.requests.remaining) == (50, 49)
+    assert 1.0 < (limits.requests.reset or 0) <= 2.0
+    assert (limits.tokens.limit, limits.tokens.remaining, limits.tokens.reset) == (40000, None, None)
+    assert rate_limits({"content-type": "application/json"}) is None

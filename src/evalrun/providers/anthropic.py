@@ -44,6 +44,7 @@ from .base import (
     Provider,
     RateLimits,
     retry_after,
+    stated_budget,
 )
 from .profiles import ProviderProfile
 
@@ -151,13 +152,6 @@ def server_delay(headers: Mapping[str, str]) -> float | None:
     return delay if delay is not None else _reset_delay(headers)
 
 
-def _number(text: str | None) -> float | None:
-    try:
-        return float(text) if text is not None else None
-    except ValueError:
-        return None
-
-
 def rate_limits(headers: Mapping[str, str]) -> RateLimits | None:
     """The ``anthropic-ratelimit-requests-*`` and ``-tokens-*`` budgets (per minute) of a response."""
     found = {key.lower(): value for key, value in headers.items() if key[:20].lower() == "anthropic-ratelimit-"}
@@ -165,11 +159,10 @@ def rate_limits(headers: Mapping[str, str]) -> RateLimits | None:
         return None
 
     def budget(kind: str) -> Budget | None:
-        limit = _number(found.get(f"anthropic-ratelimit-{kind}-limit"))
-        remaining = _number(found.get(f"anthropic-ratelimit-{kind}-remaining"))
         when = parse_rfc3339(found.get(f"anthropic-ratelimit-{kind}-reset", ""))
         reset = max(0.0, when.timestamp() - time.time()) if when is not None else None
-        return None if limit is None and remaining is None and reset is None else Budget(limit, remaining, reset)
+        prefix = f"anthropic-ratelimit-{kind}"
+        return stated_budget(found.get(f"{prefix}-limit"), found.get(f"{prefix}-remaining"), reset)
 
     return RateLimits(budget("requests"), budget("tokens"))
 

@@ -34,6 +34,7 @@ __all__ = [
     "retry_after",
     "retry_after_seconds",
     "scrub",
+    "stated_budget",
 ]
 
 #: What most APIs mean by "try again": timeout, conflict, rate limit, and the server's own errors.
@@ -180,6 +181,22 @@ def retry_after_seconds(value: str) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def stated_budget(limit: str | None, remaining: str | None, reset: float | None) -> Budget | None:
+    """A budget from a response's header values (text; ``reset`` already in seconds); ``None``
+    when it states none of them. A value that is not a number counts as unstated."""
+    numbers = _number(limit), _number(remaining)
+    if numbers == (None, None) and reset is None:
+        return None
+    return Budget(numbers[0], numbers[1], reset)
 
 
 # -- small things every provider needs ------------------------------------------------------------

@@ -23,6 +23,7 @@ from .base import (
     RateLimits,
     parse_duration,
     retry_after,
+    stated_budget,
 )
 from .profiles import ProviderProfile
 
@@ -59,13 +60,6 @@ def server_delay(headers: Mapping[str, str]) -> float | None:
 _PREFIX = "x-ratelimit-"
 
 
-def _number(text: str | None) -> float | None:
-    try:
-        return float(text) if text is not None else None
-    except ValueError:
-        return None
-
-
 def rate_limits(headers: Mapping[str, str]) -> RateLimits | None:
     """The ``x-ratelimit-*`` budgets of a response; ``None`` when it states none (most local servers)."""
     raw = getattr(headers, "raw", None)  # httpx's own list: one pass, no per-name lookups
@@ -80,10 +74,8 @@ def rate_limits(headers: Mapping[str, str]) -> RateLimits | None:
     found = dict(items)
 
     def budget(kind: str) -> Budget | None:
-        limit = _number(found.get(f"x-ratelimit-limit-{kind}"))
-        remaining = _number(found.get(f"x-ratelimit-remaining-{kind}"))
         reset = parse_duration(found.get(f"x-ratelimit-reset-{kind}", ""))
-        return None if limit is None and remaining is None and reset is None else Budget(limit, remaining, reset)
+        return stated_budget(found.get(f"x-ratelimit-limit-{kind}"), found.get(f"x-ratelimit-remaining-{kind}"), reset)
 
     return RateLimits(budget("requests"), budget("tokens"))
 
