@@ -104,6 +104,10 @@ def test_provider_profiles_of_every_kind(tmp_path: Path) -> None:
     claude, fast = settings.providers["claude"], settings.providers["fast"]
     assert (claude.api, claude.options) == ("anthropic", {"max_tokens": 64})
     assert (fast.api, fast.options) == ("sim", {"latency_ms": 0})
+    config.write_text('[providers.key]\napi = "sim"\nrpm = 600\n[providers.real]\nbase_url = "http://x"\nrpm = 30\n')
+    key, real = load_settings(config, env={}).providers["key"], load_settings(config, env={}).providers["real"]
+    assert (key.rpm, key.options["rpm"]) == (None, 600)  # the simulated server's budget, not the client's
+    assert (real.rpm, real.options) == (30, {})
     config.write_text("[providers.old]\nsimulated = true\nlatency_ms = 5\n")  # before profiles had an api
     assert load_settings(config, env={}).providers["old"].api == "sim"
     for table, message in (

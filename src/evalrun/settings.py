@@ -376,15 +376,18 @@ def _profile(where: str, name: str, table: Any) -> ProviderProfile:
         raise ConfigError(f"{where} must be a table")
     if table.get("simulated") is True:  # how profiles of the simulated provider were marked before `api`
         table = {"api": "sim", **{k: v for k, v in table.items() if k != "simulated"}}
+    base = BUILTIN_PROFILES.get(name, ProviderProfile(name))
+    # In a profile of the simulated provider, `rpm` and `tpm` are its server's budget (what a run
+    # against it must keep to), not the client's: `--rpm` and `--tpm` still set the client's.
+    own = {"rpm", "tpm"} if table.get("api", base.api) == "sim" else set()
     known: dict[str, Any] = {}
     for key, reader in _PROFILE_READERS.items():
-        if key in table:
+        if key in table and key not in own:
             try:
                 known[key] = reader(table[key])
             except ValueError as exc:
                 raise ConfigError(f"{where} invalid value {table[key]!r} for '{key}' ({exc})") from None
-    base = BUILTIN_PROFILES.get(name, ProviderProfile(name))
-    options = {k: v for k, v in table.items() if k not in _PROFILE_READERS}
+    options = {k: v for k, v in table.items() if k not in _PROFILE_READERS or k in own}
     if known.get("api", base.api) == base.api:
         options = {**base.options, **options}
     profile = replace(base, **known, options=options)
