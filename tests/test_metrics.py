@@ -8,8 +8,8 @@ from helpers import arithmetic_cases, local_settings
 
 from evalrun import Runner
 from evalrun.display.eval_plain import PlainEvalDisplay
-from evalrun.events import RunFinished, RunStarted, TaskFinished
-from evalrun.metrics import LatencyHistogram
+from evalrun.events import RetryResumed, RetryScheduled, RunFinished, RunStarted, TaskFinished, TaskStarted
+from evalrun.metrics import LatencyHistogram, RunMetrics
 from evalrun.progress import figures, format_eta
 from evalrun.schema import CaseResult, RunKind, RunState, Status
 from evalrun.sim import SimProcess
@@ -90,3 +90,15 @@ def test_rich_displays_render_a_whole_run(tmp_path: Path, sim: SimProcess) -> No
     TestRunner(load_test_settings(env={}, workdir=str(tmp_path))).subscribe(test_display).run()
     screen = stream.getvalue()
     assert "failed" in screen and "2/2" in screen and "test_x.py::test_b" in screen
+
+
+def test_a_call_waiting_out_a_retry_without_its_slot_is_not_in_flight() -> None:
+    metrics = RunMetrics()
+    metrics(RunStarted("r", RunKind.EVAL, 2, "p", ("m",), 2, {"c": 2}, at=0.0))
+    metrics(TaskStarted("a", "c", "m", 0, at=0.0))
+    metrics(TaskStarted("b", "c", "m", 0, at=0.0))
+    metrics(RetryScheduled("a", "m", 1, 1.0, "HTTP 429", 429, slot_released=True, at=0.1))
+    metrics(RetryScheduled("b", "m", 1, 0.1, "HTTP 429", 429, slot_released=False, at=0.1))
+    assert metrics.inflight == 1 and metrics.retries == 2 and metrics.rate_limited == 2
+    metrics(RetryResumed("a", "m", 2, at=1.1))
+    assert metrics.inflight == 2 and metrics.peak_inflight == 2

@@ -206,7 +206,9 @@ SAMPLE_EVENTS: dict[type, list[Any]] = {
     ev.RetryScheduled: [
         ev.RetryScheduled("c1", "a", 1, 0.5, "HTTP 429: slow down", 429),
         ev.RetryScheduled("c1", "a", 2, 1.0, "ReadTimeout", None),
+        ev.RetryScheduled("c1", "a", 3, 0.1, "HTTP 429: too many concurrent requests", 429, slot_released=False),
     ],
+    ev.RetryResumed: [ev.RetryResumed("c1", "a", 2)],
     ev.ConcurrencyChanged: [ev.ConcurrencyChanged(5, "rate limited (429)")],
     ev.PaceChanged: [ev.PaceChanged(600.0, None), ev.PaceChanged(None, 6000.0)],
     ev.TaskFinished: [

@@ -27,6 +27,7 @@ __all__ = [
     "Fanout",
     "Observer",
     "PaceChanged",
+    "RetryResumed",
     "RetryScheduled",
     "RunFinished",
     "RunStarted",
@@ -105,6 +106,19 @@ class RetryScheduled:
     delay: float
     reason: str
     status: int | None
+    #: The call gave its send slot up while it waits (``RetryResumed`` follows when it has one
+    #: again); a call refused by a 429 that named no wait keeps its slot.
+    slot_released: bool = True
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class RetryResumed:
+    """A call that gave its slot up to wait out a retry has one again and makes ``attempt``."""
+
+    case_id: str
+    model: str
+    attempt: int
     at: float = field(default_factory=_now)
 
 
@@ -206,6 +220,7 @@ Event = (
     | TaskStarted
     | CacheHit
     | RetryScheduled
+    | RetryResumed
     | ConcurrencyChanged
     | PaceChanged
     | TaskFinished
@@ -247,6 +262,7 @@ _NAMES: dict[type, str] = {
     TaskStarted: "task_started",
     CacheHit: "cache_hit",
     RetryScheduled: "retry_scheduled",
+    RetryResumed: "retry_resumed",
     ConcurrencyChanged: "concurrency_changed",
     PaceChanged: "pace_changed",
     TaskFinished: "task_finished",

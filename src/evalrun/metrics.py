@@ -17,6 +17,7 @@ from .events import (
     ConcurrencyChanged,
     Event,
     PaceChanged,
+    RetryResumed,
     RetryScheduled,
     RunFinished,
     RunStarted,
@@ -142,6 +143,11 @@ class RunMetrics:
         self.retries += 1
         self.rate_limited += event.status == 429
         self._backoff_until = max(self._backoff_until, event.at + event.delay)
+        if event.slot_released:  # waiting, not in flight, until it resumes
+            self._move_inflight(-1, event.at)
+
+    def _on_resumed(self, event: RetryResumed) -> None:
+        self._move_inflight(+1, event.at)
 
     def _on_concurrency(self, event: ConcurrencyChanged) -> None:
         self.limit = event.limit
@@ -255,6 +261,7 @@ _HANDLERS: dict[type, Callable[[RunMetrics, Any], None]] = {
     RunStarted: RunMetrics._on_run_started,
     TaskStarted: RunMetrics._on_task_started,
     RetryScheduled: RunMetrics._on_retry,
+    RetryResumed: RunMetrics._on_resumed,
     ConcurrencyChanged: RunMetrics._on_concurrency,
     PaceChanged: RunMetrics._on_pace,
     TaskFinished: RunMetrics._on_task_finished,

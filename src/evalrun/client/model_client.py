@@ -18,7 +18,7 @@ from typing import Any
 
 import anyio
 
-from ..events import ConcurrencyChanged, Observer, PaceChanged, RetryScheduled
+from ..events import ConcurrencyChanged, Observer, PaceChanged, RetryResumed, RetryScheduled
 from ..providers.base import ChatResponse, Provider, ProviderError, RateLimits, TransientError, estimate_tokens
 from .concurrency import ConcurrencyController, Outcome
 from .pacing import ServerPacer, Ticket, TokenBucket
@@ -88,8 +88,9 @@ class ModelClient:
                 except TransientError as exc:
                     self._learn(exc.limits, ticket, exc.status == 429, exc.delay)
                     delay = self._delay_before_retry(exc, tries, attempt, started)
-                    self._emit(RetryScheduled(label, model, attempt, delay, exc.reason, exc.status))
-                    if exc.status == 429 and exc.delay is None:
+                    keep = exc.status == 429 and exc.delay is None
+                    self._emit(RetryScheduled(label, model, attempt, delay, exc.reason, exc.status, not keep))
+                    if keep:
                         await anyio.sleep(delay)
                         continue
                     self._slots.release_on_behalf_of(holder)
@@ -97,6 +98,7 @@ class ModelClient:
                     await anyio.sleep(delay)
                     await self._slots.acquire_on_behalf_of(holder)
                     held = True
+                    self._emit(RetryResumed(label, model, attempt + 1))
                     continue
                 except ProviderError as exc:
                     exc.attempts = attempt
