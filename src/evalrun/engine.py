@@ -27,7 +27,7 @@ import anyio.lowlevel
 
 from .cache.key import cache_key, key_record, task_key
 from .cache.responses import ResponseCache
-from .client import ModelClient
+from .client import ModelClient, acquire_promptly
 from .events import CacheHit, Observer, TaskFinished, TaskStarted
 from .plan import Task
 from .providers.base import ChatResponse, ProviderError
@@ -38,8 +38,9 @@ __all__ = ["Engine", "EngineOptions", "Outcome"]
 
 _LOOKUP_BATCH = 128  # tasks looked up in the cache together: one store round trip for many keys
 _NO_RECORD: dict[str, Any] = {}
-#: Unfinished calls per send slot: those on the wire, and those waiting out a 429's delay without
-#: a slot. Enough that a 429 storm (a fifth of attempts told to wait 1 s) keeps every slot busy.
+#: Spawned, unfinished tasks per send slot: calls on the wire, calls waiting out a 429's delay
+#: without a slot, and a judge's scoring. Enough that a 429 storm (a fifth of attempts told to
+#: wait 1 s) keeps every slot busy; a bound, so that coroutines never grow with the suite.
 LIVE_PER_SLOT = 4
 
 
@@ -77,15 +78,6 @@ class _Ledger:
     batch: deque[_Lookup] = field(default_factory=deque)
 
 
-async def _acquire(limiter: anyio.CapacityLimiter, holder: object) -> None:
-    """``limiter.acquire_on_behalf_of``, without its checkpoint while there is room: the feed has a
-    checkpoint of its own a batch, and a full limiter still waits (and yields)."""
-    try:
-        limiter.acquire_on_behalf_of_nowait(holder)
-    except anyio.WouldBlock:
-        await limiter.acquire_on_behalf_of(holder)
-
-
 def _not_answered(task: Task, status: Status, error: str | None = None, attempts: int = 0) -> CaseResult:
     case = task.case
     return CaseResult(case.id, case.category, task.model, task.repeat, status, error=error, attempts=attempts)
@@ -112,10 +104,9 @@ class Engine:
         self._emit = emit
         self._live = anyio.CapacityLimiter(LIVE_PER_SLOT * options.concurrency)
         # Scoring that never calls a model is done where the answer is, at once; a scorer that may
-        # call one (a judge) is spawned, so that a warm cache does not judge one case at a time,
-        # with a budget of unfinished tasks to keep the number of coroutines bounded.
+        # call one (a judge) is spawned for cache hits too, so that a warm cache does not judge one
+        # case at a time. Every spawned task holds a place of ``_live`` until it is done.
         self._inline_scoring = not getattr(scorer, "calls_models", True)
-        self._budget = None if self._inline_scoring else anyio.CapacityLimiter(2 * options.concurrency)
         self._scope: anyio.CancelScope | None = None
         self._run = _Ledger()
 
@@ -166,43 +157,48 @@ class Engine:
             answers = await self._cache.lookup_many([lookup.key for lookup in run.batch])
             for answer in answers:
                 lookup = run.batch.popleft()
-                token = object()
-                run.unfinished[token] = lookup.task  # still listed if the run stops before it ends
-                if self._budget is not None:
-                    await self._budget.acquire_on_behalf_of(token)
+                token, task = object(), lookup.task
+                run.unfinished[token] = task  # still listed if the run stops before it ends
                 if answer is not None:
-                    case = lookup.task.case
-                    self._emit(CacheHit(case.id, case.category, lookup.task.model, lookup.task.repeat))
+                    self._emit(CacheHit(task.case.id, task.case.category, task.model, task.repeat))
                     if self._inline_scoring:
-                        await self._finish(token, lookup.task, answer, cached=True, attempts=0)
-                    else:
-                        calls.start_soon(self._finish, token, lookup.task, answer, True, 0)
+                        self._done(token, await self._scored(task, answer, cached=True, attempts=0))
+                        continue
+                await acquire_promptly(self._live, token)
+                if answer is not None:
+                    calls.start_soon(self._judge_hit, token, task, answer)
                 else:
-                    await _acquire(self._live, token)
                     await self._client.acquire(token)
                     calls.start_soon(self._call, lookup, token)
 
     async def _call(self, lookup: _Lookup, token: object) -> None:
+        """A miss: the call (the client releases its slot), the scoring, the result."""
         task = lookup.task
         case = task.case
-        failure: CaseResult | None = None
         try:
             self._emit(TaskStarted(case.id, case.category, task.model, task.repeat))
-            answer, attempts = await self._client.complete(token, task.model, case.messages, case.params, case.id)
-            self._cache.keep(lookup.key, lookup.record, answer, case.id)
-        except ProviderError as exc:
-            failure = _not_answered(task, Status.ERROR, str(exc), exc.attempts)
-        except Exception as exc:  # a bug must not lose the rest of the run
-            failure = _not_answered(task, Status.ERROR, f"internal error: {exc!r}")
+            try:
+                answer, attempts = await self._client.complete(token, task.model, case.messages, case.params, case.id)
+                self._cache.keep(lookup.key, lookup.record, answer, case.id)
+            except ProviderError as exc:
+                self._done(token, _not_answered(task, Status.ERROR, str(exc), exc.attempts))
+                return
+            except Exception as exc:  # a bug must not lose the rest of the run
+                self._done(token, _not_answered(task, Status.ERROR, f"internal error: {exc!r}"))
+                return
+            self._done(token, await self._scored(task, answer, cached=False, attempts=attempts))
         finally:
-            self._live.release_on_behalf_of(token)  # scoring, next, is not a call
-        if failure is not None:
-            self._done(token, failure)
-        else:
-            await self._finish(token, task, answer, cached=False, attempts=attempts)
+            self._live.release_on_behalf_of(token)
 
-    async def _finish(self, token: object, task: Task, answer: ChatResponse, cached: bool, attempts: int) -> None:
-        """Score an answer, guarded, and report the task as finished."""
+    async def _judge_hit(self, token: object, task: Task, answer: ChatResponse) -> None:
+        """A cache hit for a scorer that calls models: scored in a task of its own."""
+        try:
+            self._done(token, await self._scored(task, answer, cached=True, attempts=0))
+        finally:
+            self._live.release_on_behalf_of(token)
+
+    async def _scored(self, task: Task, answer: ChatResponse, cached: bool, attempts: int) -> CaseResult:
+        """The result of an answer: scored, guarded (a failing scorer makes its case an error)."""
         case = task.case
 
         async def generate(request: ModelRequest) -> ChatResponse:  # the scorer's calls, told as this case's
@@ -215,7 +211,7 @@ class Engine:
         except Exception as exc:  # a scorer's failure is its case's, never the run's
             reason = str(exc) if isinstance(exc, ProviderError) else repr(exc)
             status, error, verdict = Status.ERROR, f"scoring failed: {reason}", Verdict(False, 0.0, [])
-        result = CaseResult(
+        return CaseResult(
             case.id,
             case.category,
             task.model,
@@ -230,12 +226,9 @@ class Engine:
             attempts=attempts,
             error=error,
         )
-        self._done(token, result)
 
     def _done(self, token: object, result: CaseResult) -> None:
         del self._run.unfinished[token]
-        if self._budget is not None:
-            self._budget.release_on_behalf_of(token)
         self._emit(TaskFinished(result))
 
     async def generate(self, request: ModelRequest, label: str = "") -> ChatResponse:

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from .concurrency import ConcurrencyController, Outcome
-from .model_client import ModelClient
+from .model_client import ModelClient, acquire_promptly
 from .pacing import ServerPacer, TokenBucket
 from .policy import CallPolicy, backoff_delay
 
@@ -18,5 +18,6 @@ __all__ = [
     "Outcome",
     "ServerPacer",
     "TokenBucket",
+    "acquire_promptly",
     "backoff_delay",
 ]

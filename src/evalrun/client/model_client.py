@@ -19,12 +19,29 @@ from typing import Any
 import anyio
 
 from ..events import ConcurrencyChanged, Observer, PaceChanged, RetryResumed, RetryScheduled
-from ..providers.base import ChatResponse, Provider, ProviderError, RateLimits, TransientError, estimate_tokens
+from ..providers.base import (
+    ChatResponse,
+    Provider,
+    ProviderError,
+    RateLimits,
+    Reply,
+    TransientError,
+    estimate_tokens,
+)
 from .concurrency import ConcurrencyController, Outcome
 from .pacing import ServerPacer, Ticket, TokenBucket
 from .policy import UNTOLD_429_MAX_DELAY, CallPolicy, backoff_delay
 
-__all__ = ["ModelClient"]
+__all__ = ["ModelClient", "acquire_promptly"]
+
+
+async def acquire_promptly(limiter: anyio.CapacityLimiter, holder: object) -> None:
+    """``limiter.acquire_on_behalf_of`` without its checkpoint while there is room, for callers
+    with a checkpoint of their own (a full limiter still waits, and yields)."""
+    try:
+        limiter.acquire_on_behalf_of_nowait(holder)
+    except anyio.WouldBlock:
+        await limiter.acquire_on_behalf_of(holder)
 
 
 @dataclass
@@ -35,6 +52,7 @@ class _Tries:
     give_up_at: float  # time.monotonic() after which a 429 is no longer waited out
     failures: int = 0
     rate_limited: int = 0
+    holding: bool = True  # whether the call holds its send slot (not while it waits without it)
 
 
 class ModelClient:
@@ -58,10 +76,7 @@ class ModelClient:
         """Take a send slot for ``holder``, which then calls ``complete``; it gives the slot back.
         No checkpoint while a slot is free (the caller has its own): a full set of slots still
         waits, and yields."""
-        try:
-            self._slots.acquire_on_behalf_of_nowait(holder)
-        except anyio.WouldBlock:
-            await self._slots.acquire_on_behalf_of(holder)
+        await acquire_promptly(self._slots, holder)
 
     async def complete(
         self,
@@ -73,7 +88,7 @@ class ModelClient:
     ) -> tuple[ChatResponse, int]:
         """The answer and the attempts it took, or ``ProviderError``. ``holder`` holds a slot (see
         ``acquire``); it is released when this returns. ``label`` names the call in events."""
-        now, held = time.monotonic(), True
+        now = time.monotonic()
         tries = _Tries(now, now + self._policy.rate_limit_wait)
         try:
             for attempt in itertools.count(1):
@@ -81,24 +96,15 @@ class ModelClient:
                 ticket = await self._paced(estimate)
                 started = time.monotonic()
                 try:
-                    try:
-                        reply = await self._provider.send(model, messages, params)
-                    finally:
-                        self._server.answered()
+                    reply = await self._send(model, messages, params)
                 except TransientError as exc:
                     self._learn(exc.limits, ticket, exc.status == 429, exc.delay)
                     delay = self._delay_before_retry(exc, tries, attempt, started)
                     keep = exc.status == 429 and exc.delay is None
                     self._emit(RetryScheduled(label, model, attempt, delay, exc.reason, exc.status, not keep))
-                    if keep:
-                        await anyio.sleep(delay)
-                        continue
-                    self._slots.release_on_behalf_of(holder)
-                    held = False
-                    await anyio.sleep(delay)
-                    await self._slots.acquire_on_behalf_of(holder)
-                    held = True
-                    self._emit(RetryResumed(label, model, attempt + 1))
+                    await self._wait_out(holder, tries, delay, keep)
+                    if not keep:
+                        self._emit(RetryResumed(label, model, attempt + 1))
                     continue
                 except ProviderError as exc:
                     exc.attempts = attempt
@@ -111,8 +117,25 @@ class ModelClient:
                 return answer, attempt
             raise AssertionError("unreachable")  # pragma: no cover
         finally:
-            if held:
+            if tries.holding:
                 self._slots.release_on_behalf_of(holder)
+
+    async def _send(self, model: str, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]) -> Reply:
+        try:
+            return await self._provider.send(model, messages, params)
+        finally:  # whatever came back, or nothing: no longer unanswered
+            self._server.answered()
+
+    async def _wait_out(self, holder: object, tries: _Tries, delay: float, keep_slot: bool) -> None:
+        """Sleep before a retry, without the slot unless ``keep_slot``; with it again after."""
+        if keep_slot:
+            await anyio.sleep(delay)
+            return
+        self._slots.release_on_behalf_of(holder)
+        tries.holding = False
+        await anyio.sleep(delay)
+        await self._slots.acquire_on_behalf_of(holder)
+        tries.holding = True
 
     def _delay_before_retry(self, exc: TransientError, tries: _Tries, attempt: int, sent_at: float) -> float:
         """The wait before the next attempt, or ``ProviderError`` when there is to be none."""
@@ -123,7 +146,7 @@ class ModelClient:
                 raise ProviderError(exc.reason, exc.status, attempt)
             return backoff_delay(exc.delay, tries.failures, policy.retry_base_delay)
         told = exc.delay is not None
-        if not _spent(exc.limits):  # a spent budget is the pacer's to keep, not a sign of overload
+        if exc.limits is None or not exc.limits.spent:  # a spent budget is the pacer's to keep, not a sign of overload
             # An untold 429's call keeps its slot and retries: it counts as begun when it first
             # was, so that a limit just cut is not cut again for calls the old limit let in.
             self._record(Outcome.TOLD_429 if told else Outcome.UNTOLD_429, sent_at if told else tries.begun_at)
@@ -165,10 +188,3 @@ class ModelClient:
         if reason is not None:
             self._slots.total_tokens = self._controller.limit
             self._emit(ConcurrencyChanged(self._controller.limit, reason))
-
-
-def _spent(limits: RateLimits | None) -> bool:
-    """Whether a response says a budget of the key is spent (its remaining is 0)."""
-    if limits is None:
-        return False
-    return any(budget is not None and budget.remaining == 0 for budget in (limits.requests, limits.tokens))

@@ -118,32 +118,41 @@ class ServerPacer:
     def observe(self, limits: RateLimits, ticket: Ticket, refused: bool = False, delay: float | None = None) -> bool:
         """Take in the budgets of the response to the request sent with ``ticket`` (``refused``: a
         429, which waits ``delay``); True when a pace was set or changed."""
-        changed = False
         since = self._since(ticket) if not refused else Ticket(0, 0.0)
+        changed = False
         for kind in ("requests", "tokens"):
             budget: Budget | None = getattr(limits, kind)
-            if budget is None:
-                continue
-            bucket: TokenBucket | None = getattr(self, kind)
-            if budget.limit is not None and budget.limit > 0:
-                pace, self.stated[kind] = budget.limit * PACE_SHARE, budget.limit
-                if bucket is None:
-                    bucket = TokenBucket(pace, self._clock)
-                    setattr(self, kind, bucket)
-                    changed = True
-                elif not math.isclose(bucket.rate_per_minute, pace, rel_tol=0.01):
-                    bucket.set_rate(pace)
-                    changed = True
-            if budget.remaining is None:
-                continue
-            if bucket is not None:
-                left = budget.remaining - getattr(since, kind)
-                bucket.at_most(left if refused else left + 1)
-            elif budget.remaining <= 0:  # spent, and no limit to pace by: wait for the reset
-                wait = budget.reset if budget.reset is not None else delay
-                if wait is not None:  # capped: a daily budget's reset must not hold a run for hours
-                    self._hold_until = max(self._hold_until, self._clock() + min(wait, MAX_HOLD))
+            if budget is not None:
+                changed |= self._pace(kind, budget)
+                self._cap(kind, budget, getattr(since, kind), refused, delay)
         return changed
+
+    def _pace(self, kind: str, budget: Budget) -> bool:
+        """The bucket of ``kind`` at the stated limit; True when its pace was set or changed."""
+        if budget.limit is None or budget.limit <= 0:
+            return False
+        pace, self.stated[kind] = budget.limit * PACE_SHARE, budget.limit
+        bucket: TokenBucket | None = getattr(self, kind)
+        if bucket is None:
+            setattr(self, kind, TokenBucket(pace, self._clock))
+            return True
+        if math.isclose(bucket.rate_per_minute, pace, rel_tol=0.01):
+            return False
+        bucket.set_rate(pace)
+        return True
+
+    def _cap(self, kind: str, budget: Budget, sent_since: float, refused: bool, delay: float | None) -> None:
+        """What is left of the budget caps its bucket; spent, without a bucket, it holds sends."""
+        if budget.remaining is None:
+            return
+        bucket: TokenBucket | None = getattr(self, kind)
+        if bucket is not None:
+            left = budget.remaining - sent_since
+            bucket.at_most(left if refused else left + 1)
+        elif budget.remaining <= 0:  # spent, and no limit to pace by: wait for the reset
+            wait = budget.reset if budget.reset is not None else delay
+            if wait is not None:  # capped: a daily budget's reset must not hold a run for hours
+                self._hold_until = max(self._hold_until, self._clock() + min(wait, MAX_HOLD))
 
     def hold_remaining(self) -> float:
         """Seconds new sends are still held by a spent budget that names no limit (0: none)."""
@@ -180,7 +189,7 @@ class ServerPacer:
         before = self._sent
         self._sent = Ticket(before.requests + 1, before.tokens + tokens)
         self.unanswered += 1
-        return before._replace(cost=tokens)
+        return Ticket(before.requests, before.tokens, tokens)
 
     def settle(self, estimated: float, actual: float) -> None:
         """A request used ``actual`` tokens where ``estimated`` were taken for it."""

@@ -82,6 +82,11 @@ class RateLimits:
     requests: Budget | None = None
     tokens: Budget | None = None
 
+    @property
+    def spent(self) -> bool:
+        """Whether a budget is stated as spent (nothing remaining)."""
+        return any(budget is not None and budget.remaining == 0 for budget in (self.requests, self.tokens))
+
 
 @dataclass(frozen=True, slots=True)
 class Reply:
