@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from .errors import ConfigError
 from .providers.profiles import BUILTIN_PROFILES, ProviderProfile
-from .providers.registry import KINDS, check_profile
+from .providers.registry import KINDS, check_profile, own_profile_keys
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -377,9 +377,7 @@ def _profile(where: str, name: str, table: Any) -> ProviderProfile:
     if table.get("simulated") is True:  # how profiles of the simulated provider were marked before `api`
         table = {"api": "sim", **{k: v for k, v in table.items() if k != "simulated"}}
     base = BUILTIN_PROFILES.get(name, ProviderProfile(name))
-    # In a profile of the simulated provider, `rpm` and `tpm` are its server's budget (what a run
-    # against it must keep to), not the client's: `--rpm` and `--tpm` still set the client's.
-    own = {"rpm", "tpm"} if table.get("api", base.api) == "sim" else set()
+    own = own_profile_keys(str(table.get("api", base.api)))  # e.g. the simulated key's rpm
     known: dict[str, Any] = {}
     for key, reader in _PROFILE_READERS.items():
         if key in table and key not in own:

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BASE_URL_REQUIRED",
     "DEFAULT_BASE_URL",
+    "OWN_PROFILE_KEYS",
     "AnthropicDialect",
     "check_options",
     "identity",
@@ -65,6 +66,7 @@ __all__ = [
 ]
 
 BASE_URL_REQUIRED = False
+OWN_PROFILE_KEYS: frozenset[str] = frozenset()
 DEFAULT_BASE_URL = "https://api.anthropic.com/v1"
 DEFAULT_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 1024

@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 BASE_URL_REQUIRED = True
+OWN_PROFILE_KEYS: frozenset[str] = frozenset()
 
 
 def server_delay(headers: Mapping[str, str]) -> float | None:

@@ -17,7 +17,7 @@ from .profiles import ProviderProfile
 if TYPE_CHECKING:
     from .base import ClientOptions, Provider
 
-__all__ = ["KINDS", "ProviderKind", "cache_identity", "check_profile", "open_provider"]
+__all__ = ["KINDS", "ProviderKind", "cache_identity", "check_profile", "open_provider", "own_profile_keys"]
 
 _KINDS: dict[str, str] = {
     "openai": "evalrun.providers.openai",  # every OpenAI-compatible chat-completions API
@@ -32,6 +32,9 @@ class ProviderKind(Protocol):
 
     #: Whether a profile of this kind must give ``base_url`` (else the kind knows its own).
     BASE_URL_REQUIRED: bool
+    #: Keys of a profile that this kind reads as its own options, not as the profile's fields
+    #: (the simulated provider's ``rpm`` is its server's budget, not the client's).
+    OWN_PROFILE_KEYS: frozenset[str]
 
     def check_options(self, options: Mapping[str, Any]) -> None:
         """Raise ``ValueError`` saying what is wrong with a profile's own settings."""
@@ -62,6 +65,11 @@ def check_profile(profile: ProviderProfile) -> None:
     kind.check_options(profile.options)
     if kind.BASE_URL_REQUIRED and not profile.base_url:
         raise ValueError("needs a base_url")
+
+
+def own_profile_keys(api: str) -> frozenset[str]:
+    """The profile keys a kind keeps as its own options (none for an unknown kind)."""
+    return _kind(api).OWN_PROFILE_KEYS if api in _KINDS else frozenset()
 
 
 def cache_identity(profile: ProviderProfile) -> Mapping[str, str]:

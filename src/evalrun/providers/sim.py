@@ -18,9 +18,11 @@ from .base import ClientOptions, Provider
 from .openai import DIALECT
 from .profiles import ProviderProfile
 
-__all__ = ["CACHE_URL", "check_options", "identity", "open_provider"]
+__all__ = ["CACHE_URL", "OWN_PROFILE_KEYS", "check_options", "identity", "open_provider"]
 
 BASE_URL_REQUIRED = False
+OWN_PROFILE_KEYS = frozenset({"rpm", "tpm"})  # its server's budget: what a run against it keeps to
+OWN_PROFILE_KEYS = frozenset({"rpm", "tpm"})  # the simulated key's budget
 CACHE_URL = "sim://evalrun"
 
 
