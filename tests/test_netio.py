@@ -1,8 +1,10 @@
-"""The lanes' own network backend (providers/netio.py) over TLS: a real handshake on 127.0.0.1.
+"""The lanes' own network backend and connection (providers/netio.py), against servers of its own.
 
-The simulated provider speaks plain HTTP, so every other test covers the backend without TLS; here
-a self-signed certificate (made with the ``openssl`` command) is refused unless trusted, and trusted
-through ``SSL_CERT_FILE`` it carries a whole call.
+The simulated provider keeps its connections open and speaks plain HTTP, so every other test covers
+the common path; here a server that closes connections shows that a lane opens a new one, a server
+ and over TLS a self-signed certificate
+(made with the ``openssl`` command) is refused unless trusted, and trusted through ``SSL_CERT_FILE``
+carries a whole call.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pytest
 
 from evalrun.providers.base import ClientOptions, ProviderError, Reply, TransientError
 from evalrun.providers.http import HttpProvider
+from evalrun.providers.netio import _Protocol, _Stream
 from evalrun.providers.openai import DIALECT
 
 ANSWER = json.dumps(
@@ -93,15 +96,89 @@ def tls_server(certificate: tuple[Path, Path]) -> Iterator[int]:
     thread.join(5)
 
 
-def _send(port: int, calls: int = 1) -> list[Reply]:
+def _send(port: int, calls: int = 1, scheme: str = "https", pause: float = 0.0) -> list[Reply]:
     async def go() -> list[Reply]:
-        provider = HttpProvider(DIALECT, {"name": "t"}, f"https://127.0.0.1:{port}/v1", "k", ClientOptions(2, 5))
+        provider = HttpProvider(DIALECT, {"name": "t"}, f"{scheme}://127.0.0.1:{port}/v1", "k", ClientOptions(1, 5))
+        replies = []
         try:
-            return [await provider.send("m", [{"role": "user", "content": "2+3?"}], {}) for _ in range(calls)]
+            for _ in range(calls):
+                replies.append(await provider.send("m", [{"role": "user", "content": "2+3?"}], {}))
+                await anyio.sleep(pause)
         finally:
             await provider.aclose()
+        return replies
 
     return anyio.run(go)
+
+
+class _Closing(asyncio.Protocol):
+    """Answers each request; says ``connection: close`` on odd connections, and closes even ones
+    unannounced 50 ms after answering (a server's keep-alive timeout)."""
+
+    connections = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        type(self).connections += 1
+        self.transport, self.number, self.received = transport, type(self).connections, b""
+
+    def data_received(self, data: bytes) -> None:
+        self.received += data
+        head, _, body = self.received.partition(b"\r\n\r\n")
+        length = next(
+            (int(v) for k, _, v in (h.partition(b":") for h in head.split(b"\r\n")) if k.lower() == b"content-length"),
+            0,
+        )
+        if not _ or len(body) < length:
+            return
+        self.received = b""
+        closing = b"connection: close\r\n" if self.number % 2 else b""
+        self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n%s\r\n%s" % (len(ANSWER), closing, ANSWER))  # type: ignore[attr-defined]
+        delay = 0.0 if closing else 0.05
+        asyncio.get_running_loop().call_later(delay, self.transport.close)
+
+
+@pytest.fixture
+def closing_server() -> Iterator[int]:
+    loop = asyncio.new_event_loop()
+    server = loop.run_until_complete(loop.create_server(_Closing, "127.0.0.1", 0))
+    _Closing.connections = 0
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield server.sockets[0].getsockname()[1]
+    loop.call_soon_threadsafe(server.close)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    loop.close()
+
+
+def test_a_connection_the_server_closes_is_replaced_before_the_next_call(closing_server: int) -> None:
+    replies = _send(closing_server, calls=4, scheme="http", pause=0.2)
+    assert [reply.answer.text for reply in replies] == ["5"] * 4
+    assert _Closing.connections == 4  # closed with notice after the 1st and 3rd, idle after the 2nd
+
+
+def test_a_request_leaves_in_one_write_when_its_answer_is_awaited() -> None:
+    class Transport:
+        def __init__(self) -> None:
+            self.writes: list[bytes] = []
+
+        def write(self, data: bytes) -> None:
+            self.writes.append(data)
+            protocol.data_received(b"HTTP/1.1 200 OK\r\n")  # the server answers what it got
+
+        def is_closing(self) -> bool:
+            return False
+
+    async def go() -> tuple[list[bytes], bytes]:
+        stream = _Stream(transport, protocol)  # type: ignore[arg-type]
+        await stream.write(b"POST / HTTP/1.1\r\n\r\n")
+        await stream.write(b"{}")
+        before = list(transport.writes)
+        return before, await stream.read(100)
+
+    transport, protocol = Transport(), _Protocol()
+    before, answer = anyio.run(go)
+    assert before == [] and transport.writes == [b"POST / HTTP/1.1\r\n\r\n{}"] and answer.startswith(b"HTTP/1.1 200")
 
 
 def test_an_untrusted_certificate_is_refused(tls_server: int) -> None:

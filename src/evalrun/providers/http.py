@@ -132,37 +132,36 @@ class HttpProvider:
         )
         timeout = httpx.Timeout(options.request_timeout, connect=min(10.0, options.request_timeout))
         self._extensions = {"timeout": timeout.as_dict()}
-        self._lanes = [self._new_lane(1) for _ in range(options.concurrency)]
+        self._lanes = [self._new_lane() for _ in range(options.concurrency)]
         self._idle = list(self._lanes)
-        self._overflow: httpx.AsyncBaseTransport | None = None
 
     @property
     def identity(self) -> Mapping[str, str]:
         return self._identity
 
-    def _new_lane(self, connections: int) -> httpx.AsyncBaseTransport:
+    def _new_lane(self) -> httpx.AsyncBaseTransport:
         if self._proxy is None:  # a direct connection: on asyncio's own transports (see netio.py)
-            return AsyncioTransport(self._verify, connections)
-        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+            return AsyncioTransport(self._verify)
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
         return httpx.AsyncHTTPTransport(verify=self._verify, limits=limits, proxy=self._proxy)
 
     async def _post(self, body: bytes) -> httpx.Response:
         request = httpx.Request("POST", self._url, headers=self._headers, content=body, extensions=self._extensions)
         if self._idle:
             lane = self._idle.pop()  # last in, first out: the warmest keep-alive connection
-            try:
-                return await _send(lane, request)
-            finally:
-                self._idle.append(lane)
-        if self._overflow is None:  # more callers than lanes: only outside the model client's slots
-            self._overflow = self._new_lane(len(self._lanes))
-        return await _send(self._overflow, request)
+        else:  # more callers than lanes: only outside the model client's slots (a judge's calls)
+            lane = self._new_lane()
+            self._lanes.append(lane)
+        try:
+            return await _send(lane, request)
+        finally:
+            self._idle.append(lane)
 
     async def server_stats(self) -> dict[str, Any] | None:
         return await self._server_stats() if self._server_stats is not None else None
 
     async def aclose(self) -> None:
-        for lane in [*self._lanes, *([self._overflow] if self._overflow else [])]:
+        for lane in self._lanes:
             await lane.aclose()
 
     async def send(self, model: str, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]) -> Reply:
