@@ -33,6 +33,7 @@ CONTRACT_SUMMARY = {
     "tokens",
     "latency_ms",
     "by_category",
+    "warnings",
 }
 CONTRACT_CASE = {
     "id",
@@ -244,35 +245,26 @@ def test_cache_stats_explain_and_clear(tmp_path: Path, sim: SimProcess) -> None:
     assert "removed 3 entries" in evalrun(tmp_path, "cache", "clear", "--cache-dir", "cache").stdout
 
 
+def _finished_tasks(events: Path) -> int:
+    return events.read_text().count('"task_finished"') if events.exists() else 0
+
+
 def test_ctrl_c_stops_cleanly_with_exit_130_and_results_written(tmp_path: Path, sim: SimProcess) -> None:
     sim.control(latency_ms=300)
     local_config(tmp_path / "config.toml", sim)
     write_suite(tmp_path / "suite.jsonl", arithmetic_cases(30))
+    command = ["eval", "local", "--suite", "suite.jsonl", "--cache-dir", "cache", "--concurrency", "10"]
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "evalrun",
-            "eval",
-            "local",
-            "--suite",
-            "suite.jsonl",
-            "--cache-dir",
-            "cache",
-            "--concurrency",
-            "10",
-            "--output",
-            "r.json",
-        ],
+        [sys.executable, "-m", "evalrun", *command, "--output", "r.json", "--events", "events.jsonl"],
         cwd=tmp_path,
         stderr=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
         stdin=subprocess.DEVNULL,
     )
-    assert process.stderr is not None
-    assert process.stderr.readline().startswith("evalrun: 30 tasks")  # the run has started
-    time.sleep(0.45)  # one wave of 10 has finished, the second is in flight
+    deadline = time.monotonic() + 30
+    while _finished_tasks(tmp_path / "events.jsonl") < 10 and time.monotonic() < deadline:
+        time.sleep(0.02)  # until one wave of 10 has finished (the events file says so)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=20)
     assert process.returncode == 130, stderr

@@ -38,9 +38,11 @@ def test_concurrency_never_exceeds_the_limit_as_the_server_sees_it(tmp_path: Pat
     result = run(tmp_path, sim, arithmetic_cases(60), concurrency=7)
     stats = sim.stats()
     assert stats["requests"] == 60
-    assert stats["peak_inflight"] == 7
-    assert result.summary["peak_concurrency"] == 7
-    assert 5 <= result.summary["avg_concurrency"] <= 7
+    # The property is "never more than 7"; "several at once" shows the limit is not a lock. Exactly
+    # 7 is what an idle machine sees, not what a busy core promises.
+    assert 2 <= stats["peak_inflight"] <= 7
+    assert 2 <= result.summary["peak_concurrency"] <= 7
+    assert result.summary["avg_concurrency"] <= 7
     assert result.summary["passed"] == 60 and result.exit_code == 0
 
 

@@ -122,6 +122,8 @@ class Engine:
         source, run = iter(tasks), self._run
         with anyio.CancelScope() as scope:
             self._scope = scope
+            if run.state != RunState.COMPLETED:  # cancelled before it began: nothing is sent
+                scope.cancel()
             if self._options.timeout is not None:
                 scope.deadline = anyio.current_time() + self._options.timeout
             async with anyio.create_task_group() as calls:

@@ -12,8 +12,8 @@ pytest plugin into a test event. A new observer needs no change anywhere else.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from .schema import CaseResult, RunKind, RunState, TestOutcome
@@ -31,6 +31,7 @@ __all__ = [
     "RetryScheduled",
     "RunFinished",
     "RunStarted",
+    "RunWarning",
     "SessionFinished",
     "SessionStarted",
     "TaskFinished",
@@ -39,6 +40,7 @@ __all__ = [
     "TestStarted",
     "TestsReplayed",
     "event_name",
+    "redacted",
 ]
 
 
@@ -71,6 +73,15 @@ class RunFinished:
     state: RunState
     message: str = ""
     exit_code: int = 0
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class RunWarning:
+    """Something went wrong that the run survives (a broken cache, a failing observer): said once,
+    in one line, and the run goes on."""
+
+    message: str
     at: float = field(default_factory=_now)
 
 
@@ -217,6 +228,7 @@ class TestsReplayed:
 Event = (
     RunStarted
     | RunFinished
+    | RunWarning
     | TaskStarted
     | CacheHit
     | RetryScheduled
@@ -241,14 +253,43 @@ class Observer(Protocol):
 
 
 class Fanout:
-    """One observer made of several, each called in turn with every event."""
+    """One observer made of several, each called in turn with every event.
 
-    def __init__(self, observers: Iterable[Observer]) -> None:
-        self._observers = tuple(observers)
+    The ``essential`` ones (the metrics and the spool behind the reports) are the run's own: an
+    error there is evalrun's bug and stops the run. The ``guarded`` ones (the event log, displays,
+    subscribers, progress callbacks) are extras: one that raises is dropped with a ``RunWarning``
+    to the others, and the run and its results go on without it.
+    """
+
+    def __init__(self, essential: Iterable[Observer], guarded: Iterable[Observer] = ()) -> None:
+        self._essential = tuple(essential)
+        self._guarded = list(guarded)
 
     def __call__(self, event: Event) -> None:
-        for observer in self._observers:
+        for observer in self._essential:
             observer(event)
+        failed = []
+        for observer in self._guarded:
+            try:
+                observer(event)
+            except Exception as error:  # whatever an extra does wrong, the run goes on
+                failed.append((observer, error))
+        for observer, problem in failed:
+            self._guarded.remove(observer)
+            name = getattr(observer, "__qualname__", type(observer).__qualname__)
+            self(RunWarning(f"{name} failed on {event_name(event)} ({problem!r}); it is no longer called"))
+
+
+def redacted(event: Event, scrub: Callable[[str], str]) -> Event:
+    """``event`` with every free text that a server, an exception or a scorer wrote passed through
+    ``scrub`` (which masks the API key): the one place such text leaves the run."""
+    if isinstance(event, TaskFinished) and event.result.error:
+        return replace(event, result=replace(event.result, error=scrub(event.result.error)))
+    if isinstance(event, RetryScheduled):
+        return replace(event, reason=scrub(event.reason))
+    if isinstance(event, (RunFinished, RunWarning)) and event.message:
+        return replace(event, message=scrub(event.message))
+    return event
 
 
 def event_name(event: Event) -> str:
@@ -259,6 +300,7 @@ def event_name(event: Event) -> str:
 _NAMES: dict[type, str] = {
     RunStarted: "run_started",
     RunFinished: "run_finished",
+    RunWarning: "run_warning",
     TaskStarted: "task_started",
     CacheHit: "cache_hit",
     RetryScheduled: "retry_scheduled",

@@ -17,3 +17,4 @@ class ExitCode(IntEnum):
     TIMEOUT = 124  # --timeout reached (the code of coreutils' timeout)
     CRASHED = 125  # test: pytest died without finishing
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+    TERMINATED = 143  # SIGTERM, what CI sends to a cancelled job (128 + SIGTERM)

@@ -21,6 +21,7 @@ from .events import (
     RetryScheduled,
     RunFinished,
     RunStarted,
+    RunWarning,
     TaskFinished,
     TaskStarted,
 )
@@ -109,6 +110,7 @@ class RunMetrics:
     completion_tokens: int = 0
     not_run: int = 0
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    warnings: list[str] = field(default_factory=list)
     started_at: float | None = None
     finished_at: float | None = None
     _backoff_until: float = 0.0
@@ -254,7 +256,11 @@ class RunMetrics:
                 name: {"total": c.total, "passed": c.passed, "pass_rate": round(c.pass_rate, 6)}
                 for name, c in sorted(self.by_category.items())
             },
+            "warnings": list(self.warnings),
         }
+
+    def _on_warning(self, event: RunWarning) -> None:
+        self.warnings.append(event.message)
 
 
 _HANDLERS: dict[type, Callable[[RunMetrics, Any], None]] = {
@@ -266,4 +272,5 @@ _HANDLERS: dict[type, Callable[[RunMetrics, Any], None]] = {
     PaceChanged: RunMetrics._on_pace,
     TaskFinished: RunMetrics._on_task_finished,
     RunFinished: RunMetrics._on_run_finished,
+    RunWarning: RunMetrics._on_warning,
 }

@@ -11,8 +11,10 @@ reports. It holds no display code, so a notebook and the CLI run the same thing:
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -23,12 +25,14 @@ import anyio
 
 from .cache import ResponseCache, open_store
 from .client import CallPolicy, ModelClient
-from .engine import Engine, EngineOptions, Outcome
-from .events import RunFinished, RunStarted
+from .engine import Engine, EngineOptions
+from .events import Observer, RunFinished, RunStarted, RunWarning
 from .exitcodes import ExitCode
+from .interrupts import exit_code_of_signal
 from .metrics import RunMetrics
-from .plan import Task, case_selector, tasks
+from .plan import case_selector, tasks
 from .providers import ClientOptions, Provider, open_provider
+from .providers.base import scrub
 from .reports import CaseSpool, write_reports
 from .schema import RunInfo, RunKind, RunState, Summary
 from .scoring import AssertionScorer, Scorer
@@ -65,8 +69,9 @@ class RunResult:
         self._spool.close()
 
 
-def engine_options(settings: Settings) -> EngineOptions:
-    return EngineOptions(concurrency=settings.concurrency, repeat_count=settings.repeat, timeout=settings.timeout)
+def engine_options(settings: Settings, timeout: float | None) -> EngineOptions:
+    """The engine's options; ``timeout`` is what is left of the run's (the suite check took the rest)."""
+    return EngineOptions(concurrency=settings.concurrency, repeat_count=settings.repeat, timeout=timeout)
 
 
 def call_policy(settings: Settings) -> CallPolicy:
@@ -98,16 +103,19 @@ class Runner(Watched):
         self._env = os.environ if env is None else env
         self._scorer = scorer or AssertionScorer()
         self._plan: SuitePlan | None = None
+        self._begun = time.monotonic()
 
     def prepare(self) -> SuitePlan:
-        """Everything that can fail before a request: suites, selection, API key, paths. Idempotent."""
+        """Everything that can fail before a request: API key, suites, selection, paths. Idempotent.
+        The run's ``timeout`` counts from here: checking a large suite is part of the run."""
         if self._plan is None:
+            self._begun = time.monotonic()
             settings = self.settings
+            settings.profile().api_key(self._env)
             select = case_selector(settings.categories, settings.filter)
             plan = plan_suites(settings.suite_paths(), settings.default_assert, select, settings.limit)
             if not plan.total:
                 raise ConfigError("no case matches the --category/--filter/--limit given")
-            settings.profile().api_key(self._env)
             _check_writable(settings)
             self._plan = plan
         return self._plan
@@ -116,16 +124,34 @@ class Runner(Watched):
         return anyio.run(lambda: self.run(handle_signals=handle_signals))
 
     async def run(self, handle_signals: bool = False) -> RunResult:
-        """Run to the end (or the timeout, or Ctrl-C with ``handle_signals``) and write the reports."""
+        """Run to the end (or the timeout, or with ``handle_signals`` SIGINT/SIGTERM) and write the
+        reports. A signal stops the calls; the reports of what finished are still written, and
+        further signals while they are do not cut them short."""
         plan = self.prepare()
+        if not handle_signals:
+            return await self._run_with_provider(plan, None)
+        stop = _SignalStop()
+        async with anyio.create_task_group() as group:
+            await group.start(stop.watch)
+            result = await self._run_with_provider(plan, stop)
+            group.cancel_scope.cancel()
+        return result
+
+    def _remaining(self) -> float | None:
+        timeout = self.settings.timeout
+        return None if timeout is None else max(0.0, timeout - (time.monotonic() - self._begun))
+
+    async def _run_with_provider(self, plan: SuitePlan, stop: _SignalStop | None) -> RunResult:
         settings = self.settings
         profile = settings.profile()
+        secret = profile.api_key(self._env)
         client = ClientOptions(settings.concurrency, settings.request_timeout)
+        warnings = _Warnings()
         store = open_store(settings.cache_dir) if settings.cache != "off" else None
         try:
-            async with open_provider(profile, profile.api_key(self._env), client) as provider:
+            async with open_provider(profile, secret, client) as provider:
                 async with ResponseCache(store, settings.cache, settings.cache_ttl).writing() as cache:
-                    result = await self._run_engine(plan, provider, cache, handle_signals)
+                    result = await self._run_engine(plan, provider, cache, _Context(stop, warnings, secret))
                 result.provider_stats = await provider.server_stats()
         finally:
             if store is not None:
@@ -133,7 +159,7 @@ class Runner(Watched):
         return result
 
     async def _run_engine(
-        self, plan: SuitePlan, provider: Provider, cache: ResponseCache, handle_signals: bool
+        self, plan: SuitePlan, provider: Provider, cache: ResponseCache, context: _Context
     ) -> RunResult:
         settings = self.settings
         metrics, spool = RunMetrics(), CaseSpool()
@@ -141,9 +167,11 @@ class Runner(Watched):
         started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         models = settings.model_names()
         per_case = len(models) * settings.repeat
-        with self._observing([metrics, spool], metrics.progress, settings.events) as emit:
+        scrub_key = functools.partial(scrub, secret=context.secret)
+        with self._observing([metrics, spool], metrics.progress, settings.events, scrub_key) as emit:
             client = ModelClient(provider, call_policy(settings), emit)
-            engine = Engine(client, provider.identity, cache, self._scorer, engine_options(settings), emit)
+            options = engine_options(settings, self._remaining())
+            engine = Engine(client, provider.identity, cache, self._scorer, options, emit)
             categories = {name: count * per_case for name, count in plan.categories.items()}
             emit(
                 RunStarted(
@@ -156,12 +184,17 @@ class Runner(Watched):
                     categories,
                 )
             )
+            context.warnings.attach(emit)
             work = tasks(plan.cases(), models, settings.repeat)
-            outcome = await _run_watching_signals(engine, work, handle_signals)
+            if context.stop is not None:
+                context.stop.attach(engine)
+            outcome = await engine.run(work)
             overall = metrics.overall  # the pass rate as results.json rounds it, so the two agree
             code = eval_exit_code(
                 outcome.state, overall.errors, round(overall.pass_rate, 6), settings.min_pass_rate, settings.max_errors
             )
+            if code == ExitCode.INTERRUPTED and context.stop is not None and context.stop.signum is not None:
+                code = exit_code_of_signal(context.stop.signum)
             emit(RunFinished(outcome.state, outcome.message, int(code), at=outcome.ended_at))
         summary = metrics.summary()
         run: RunInfo = {
@@ -217,17 +250,57 @@ def _check_writable(settings: Settings) -> None:
             raise ConfigError(f"{flag} {path}: {folder} is not writable")
 
 
-async def _run_watching_signals(engine: Engine, work: Iterator[Task], handle_signals: bool) -> Outcome:
-    if not handle_signals:
-        return await engine.run(work)
-    async with anyio.create_task_group() as group:
+class _SignalStop:
+    """SIGINT and SIGTERM during a run: the first stops the engine (attached as soon as it
+    exists, so a signal that came while the provider was opening stops it before its first
+    call); the rest are swallowed, so that the reports of what finished are written whole."""
 
-        async def watch() -> None:
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for _ in signals:
-                    engine.cancel(RunState.INTERRUPTED, "interrupted by signal")
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._engine: Engine | None = None
 
-        group.start_soon(watch)
-        outcome = await engine.run(work)
-        group.cancel_scope.cancel()
-    return outcome
+    async def watch(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            task_status.started()
+            async for signum in signals:
+                if self.signum is None:
+                    self.signum = signum
+                    self._stop_engine()
+
+    def attach(self, engine: Engine) -> None:
+        self._engine = engine
+        if self.signum is not None:
+            self._stop_engine()
+
+    def _stop_engine(self) -> None:
+        if self._engine is not None and self.signum is not None:
+            self._engine.cancel(RunState.INTERRUPTED, f"stopped by {signal.Signals(self.signum).name}")
+
+
+class _Warnings:
+    """Warnings of the run's set-up (the cache, say), held until the observers exist, then told."""
+
+    def __init__(self) -> None:
+        self._held: list[str] = []
+        self._emit: Observer | None = None
+
+    def __call__(self, message: str) -> None:
+        if self._emit is None:
+            self._held.append(message)
+        else:
+            self._emit(RunWarning(message))
+
+    def attach(self, emit: Observer) -> None:
+        self._emit = emit
+        for message in self._held:
+            emit(RunWarning(message))
+        self._held.clear()
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What a run carries from its set-up to its engine."""
+
+    stop: _SignalStop | None
+    warnings: _Warnings
+    secret: str | None

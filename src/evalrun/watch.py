@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .eventlog import JsonLinesLog
-from .events import Fanout, Observer
+from .events import Event, Fanout, Observer, redacted
 from .progress import Throttle
 from .schema import ProgressDict
 
@@ -37,14 +37,28 @@ class Watched:
 
     @contextlib.contextmanager
     def _observing(
-        self, own: Sequence[Observer], snapshot: Callable[[], ProgressDict], events_path: str | None
+        self,
+        own: Sequence[Observer],
+        snapshot: Callable[[], ProgressDict],
+        events_path: str | None,
+        scrub: Callable[[str], str] | None = None,
     ) -> Iterator[Observer]:
         """One observer of a run: the runner's ``own`` first (they must be up to date before anyone
-        reads them), then the ``--events`` log, the subscribers, the paced progress callbacks."""
+        reads them), then the ``--events`` log, the subscribers, the paced progress callbacks; any of
+        these that raises is dropped with a warning (``Fanout``). With ``scrub``, every event's free
+        text is scrubbed before anyone sees it."""
         with contextlib.ExitStack() as stack:
-            observers = list(own)
+            extras: list[Observer] = []
             if events_path:
-                observers.append(JsonLinesLog(stack.enter_context(open(events_path, "w", encoding="utf-8"))))
-            observers += self._observers
-            observers += [Throttle(snapshot, callback, every) for callback, every in self._progress_callbacks]
-            yield Fanout(observers)
+                extras.append(JsonLinesLog(stack.enter_context(open(events_path, "w", encoding="utf-8"))))
+            extras += self._observers
+            extras += [Throttle(snapshot, callback, every) for callback, every in self._progress_callbacks]
+            fanout = Fanout(own, extras)
+            if scrub is None:
+                yield fanout
+                return
+
+            def scrubbed(event: Event) -> None:
+                fanout(redacted(event, scrub))
+
+            yield scrubbed

@@ -84,10 +84,13 @@ def eval_command(
     3 too many provider errors, 124 timeout, 130 interrupted."""
     from ..display import make_display
     from ..display.eval_tables import print_outcome
+    from ..interrupts import Stopped, stops_on_signals
     from ..runner import Runner
     from ..schema import RunKind
     from ..settings import load_settings
 
+    if no_cache and refresh:
+        raise fail(["--no-cache and --refresh contradict each other: --no-cache neither reads nor writes"])
     with user_errors():
         settings = load_settings(
             config,
@@ -116,7 +119,11 @@ def eval_command(
             progress=progress,
         )
         runner = Runner(settings)
-        runner.prepare()
+    try:
+        with stops_on_signals(settings.timeout), user_errors():
+            runner.prepare()
+    except Stopped as stop:  # Ctrl-C, SIGTERM or the timeout while the suites were checked
+        raise fail([stop.reason], stop.code) from None
     display = make_display(settings.progress, RunKind.EVAL)
     # The process ends with the run: the collector need not walk start-up's objects again and
     # again (the run's own garbage is still collected). 10-90 ms of CPU a run.

@@ -11,7 +11,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from ..events import Event, Observer, RunFinished, RunStarted
+from ..events import Event, Observer, RunFinished, RunStarted, RunWarning
 from ..progress import Figures, format_eta
 from ..schema import RunState
 
@@ -71,6 +71,8 @@ class LiveView:
         self._view(event)
         if isinstance(event, RunStarted):
             self.start()
+        elif isinstance(event, RunWarning):  # above the live view, where it stays
+            self._live.console.print(Text(f"warning: {event.message}", style="yellow"))
         elif isinstance(event, RunFinished):
             self.close()
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import IO
 
-from ..events import Event, PaceChanged, RunFinished, RunStarted, TaskFinished
+from ..events import Event, PaceChanged, RunFinished, RunStarted, RunWarning, TaskFinished
 from ..metrics import RunMetrics
 from ..progress import percentage
 from ._plain import PlainLines, plain_progress
@@ -48,6 +48,8 @@ class PlainEvalDisplay(PlainLines):
                 self.write(progress_line(metrics))
         elif isinstance(event, PaceChanged):
             self.write(f"evalrun: pacing sends to the provider's stated budget: {_budget(event)}")
+        elif isinstance(event, RunWarning):
+            self.write(f"evalrun: warning: {event.message}")
         elif isinstance(event, RunFinished):
             if not self.ended_on_a_line:
                 self.write(progress_line(metrics))

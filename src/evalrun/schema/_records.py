@@ -109,6 +109,7 @@ class Summary(TypedDict):
     tokens: Tokens
     latency_ms: LatencySummary
     by_category: dict[str, CategorySummary]
+    warnings: list[str]  # what went wrong that the run survived, one line each
 
 
 class RunInfo(TypedDict):

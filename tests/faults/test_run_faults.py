@@ -1,0 +1,172 @@
+"""A run survives what goes wrong around it (issue 9): signals at any stage, a timeout reached
+while the suites are checked, an observer or a scorer that raises, an error that quotes the key.
+
+Real runs against the simulated provider on 127.0.0.1, real signals sent to a real process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import arithmetic_cases, local_config, local_settings, write_suite
+
+from evalrun import Runner
+from evalrun.events import Event
+from evalrun.scoring import AssertionScorer
+from evalrun.settings import load_settings
+from evalrun.sim import SimProcess
+from evalrun.sim.suites import arithmetic_cases as many_cases
+
+SECRET = "sk-SECRET-123456"
+
+
+def _spawn(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("EVALRUN_")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "evalrun", *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=clean,
+    )
+
+
+def _reading(process: subprocess.Popen[str], path: Path, deadline: float) -> bool:
+    """Whether ``process`` has ``path`` open (it is checking that suite), waiting up to ``deadline``."""
+    target = str(path.resolve())
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if any(
+                os.readlink(f"/proc/{process.pid}/fd/{fd}") == target for fd in os.listdir(f"/proc/{process.pid}/fd")
+            ):
+                return True
+        except OSError:  # a descriptor closed while it was being read
+            pass
+        time.sleep(0.01)
+    return False
+
+
+@pytest.fixture(scope="module")
+def big_suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """300,000 cases: checking them takes seconds, the window a signal must land in."""
+    return write_suite(tmp_path_factory.mktemp("big") / "big.jsonl", list(many_cases(300_000)))
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc (Linux) to see the suite being read")
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_while_the_suites_are_checked_stops_before_any_request(
+    tmp_path: Path, sim: SimProcess, big_suite: Path, signum: int, code: int
+) -> None:
+    local_config(tmp_path / "config.toml", sim)
+    process = _spawn(tmp_path, "eval", "local", "--suite", str(big_suite), "--no-cache", "--output", "r.json")
+    try:
+        assert _reading(process, big_suite, time.monotonic() + 30), "the suite was never opened"
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=20)
+    finally:
+        process.kill()
+    assert process.returncode == code, stderr
+    assert "Traceback" not in stderr and signal.Signals(signum).name in stderr
+    assert sim.stats()["requests"] == 0
+
+
+def test_the_timeout_counts_the_suite_check(tmp_path: Path, sim: SimProcess, big_suite: Path) -> None:
+    local_config(tmp_path / "config.toml", sim)
+    process = _spawn(tmp_path, "eval", "local", "--suite", str(big_suite), "--no-cache", "--timeout", "0.3")
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 124, stderr
+    assert "Traceback" not in stderr and "timeout" in stderr
+    assert sim.stats()["requests"] == 0  # 300,000 cases cannot be checked in 0.3 s: no run began
+
+
+def test_sigterm_mid_run_exits_143_with_what_finished_written(tmp_path: Path, sim: SimProcess) -> None:
+    sim.control(latency_ms=200)
+    local_config(tmp_path / "config.toml", sim)
+    write_suite(tmp_path / "suite.jsonl", arithmetic_cases(60))
+    args = ["eval", "local", "--suite", "suite.jsonl", "--no-cache", "--concurrency", "5"]
+    process = _spawn(tmp_path, *args, "--output", "r.json", "--events", "events.jsonl")
+    events = tmp_path / "events.jsonl"
+    deadline = time.monotonic() + 30
+    while (not events.exists() or events.read_text().count('"task_finished"') < 5) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 143, stderr
+    document = json.loads((tmp_path / "r.json").read_text())
+    summary = document["summary"]
+    assert summary["passed"] >= 5 and summary["passed"] + summary["not_run"] == 60
+    assert len(document["cases"]) == 60 and "SIGTERM" in stderr
+    served = sim.stats()["requests"]
+    time.sleep(0.3)  # nothing is sent after the signal: the server's count does not move
+    assert sim.stats()["requests"] == served
+
+
+class _Raising(AssertionScorer):
+    """Assertions, then a failure that quotes the key, as a careless plug-in might."""
+
+    async def score(self, case: Any, answer: Any, generate: Any) -> Any:
+        raise RuntimeError(f"cannot score with key {SECRET}")
+
+
+def test_an_error_that_quotes_the_key_is_scrubbed_from_every_output(tmp_path: Path, sim: SimProcess) -> None:
+    files = {name: str(tmp_path / name) for name in ("results.json", "junit.xml", "summary.md", "events.jsonl")}
+    settings = load_settings(
+        local_config(tmp_path / "config.toml", sim, api_key_env="T_KEY"),
+        env={"T_KEY": SECRET},
+        provider="local",
+        suites=(str(write_suite(tmp_path / "suite.jsonl", arithmetic_cases(3))),),
+        cache_dir=str(tmp_path / "cache"),
+        output=files["results.json"],
+        junit=files["junit.xml"],
+        summary_md=files["summary.md"],
+        events=files["events.jsonl"],
+        max_errors=10,
+    )
+    result = Runner(settings, env={"T_KEY": SECRET}, scorer=_Raising()).run_sync()
+    errors = [case["error"] for case in result.cases()]
+    assert errors == ["scoring failed: RuntimeError('cannot score with key ***')"] * 3
+    for path in files.values():
+        assert SECRET not in Path(path).read_text(), path
+
+
+@pytest.mark.parametrize("kind", ["subscriber", "progress callback"])
+def test_an_observer_that_raises_is_dropped_and_the_run_goes_on(tmp_path: Path, sim: SimProcess, kind: str) -> None:
+    output = tmp_path / "results.json"
+    settings = local_settings(tmp_path, sim, arithmetic_cases(10), output=str(output), events=str(tmp_path / "e.jsonl"))
+    calls: list[object] = []
+
+    def broken(item: Event | dict[str, Any]) -> None:
+        calls.append(item)
+        raise ValueError("observer bug")
+
+    runner = Runner(settings, env={})
+    runner.subscribe(broken) if kind == "subscriber" else runner.on_progress(broken, interval=0)
+    result = runner.run_sync()
+    assert result.summary["passed"] == 10 and result.exit_code == 0 and len(calls) == 1
+    [warning] = json.loads(output.read_text())["summary"]["warnings"]
+    assert "observer bug" in warning and "no longer called" in warning
+    assert '"run_warning"' in (tmp_path / "e.jsonl").read_text()
+
+
+def test_a_scorer_that_raises_makes_its_cases_errors_on_misses_and_on_cache_hits(
+    tmp_path: Path, sim: SimProcess
+) -> None:
+    for run in ("miss", "hit"):
+        settings = local_settings(
+            tmp_path, sim, arithmetic_cases(4), output=str(tmp_path / f"{run}.json"), max_errors=10
+        )
+        result = Runner(settings, env={}, scorer=_Raising()).run_sync()
+        cases = list(result.cases())
+        assert [case["status"] for case in cases] == ["error"] * 4, run
+        assert all(case["cached"] == (run == "hit") and case["response"] for case in cases), run
+    assert sim.stats()["requests"] == 4  # the second run was all cache hits
