@@ -1,5 +1,6 @@
-"""The response cache's writer against stores that wait and fail: no answer is lost, and a run's
-own errors leave the cache as themselves."""
+"""The response cache's writer against stores that wait and fail: no answer reaching a working store
+is lost, a failing store costs the cache (with one warning) and never the run, and a run's own
+errors leave the cache as themselves."""
 
 from __future__ import annotations
 
@@ -18,22 +19,31 @@ ANSWER = ChatResponse("42", 1, 1, 5.0)
 
 
 class SlowFlakyStore:
-    """A store whose writes take ``delay`` seconds and fail ``failures`` times first."""
+    """A store whose writes take ``delay`` seconds and raise ``error`` ``failures`` times first,
+    and whose lookups raise ``broken_reads`` when given."""
 
     where = "memory"
 
-    def __init__(self, delay: float = 0.0, failures: int = 0) -> None:
-        self.delay, self.failures = delay, failures
+    def __init__(
+        self,
+        delay: float = 0.0,
+        failures: int = 0,
+        error: BaseException = OSError("store unavailable"),
+        broken_reads: Exception | None = None,
+    ) -> None:
+        self.delay, self.failures, self.error, self.broken_reads = delay, failures, error, broken_reads
         self.kept: dict[str, StoredAnswer] = {}
 
     async def get_many(self, keys: Sequence[str]) -> list[ChatResponse | None]:
+        if self.broken_reads is not None:
+            raise self.broken_reads
         return [self.kept[k].response if k in self.kept else None for k in keys]
 
     async def put_many(self, entries: Sequence[tuple[str, StoredAnswer]], ttl: float | None) -> None:
         await anyio.sleep(self.delay)
         if self.failures:
             self.failures -= 1
-            raise OSError("store unavailable")
+            raise self.error
         self.kept.update(entries)
 
     async def contains(self, key: str) -> bool:
@@ -56,19 +66,49 @@ class SlowFlakyStore:
         pass
 
 
-def test_a_batch_the_store_refused_stays_queued() -> None:
+def test_a_store_that_fails_a_write_turns_the_cache_off_with_one_warning() -> None:
     store = SlowFlakyStore(failures=1)
+    warnings: list[str] = []
 
-    async def go() -> None:
-        cache = ResponseCache(store)
+    async def go() -> list[ChatResponse | None]:
+        cache = ResponseCache(store, warn=warnings.append)
         for i in range(3):
             cache.keep(f"k{i}", {}, ANSWER, f"c{i}")
-        with pytest.raises(OSError):
+        await cache.flush()  # fails, and says so instead of raising
+        assert not cache.active
+        cache.keep("k3", {}, ANSWER, "c3")
+        await cache.flush()  # the store would take this one: the cache is off, it is not offered
+        return await cache.lookup_many(["k3"])
+
+    assert anyio.run(go) == [None]
+    assert store.kept == {}
+    assert warnings == ["cache memory: OSError: store unavailable; the run goes on without it"]
+
+
+def test_a_store_that_fails_a_lookup_is_a_miss_and_one_warning() -> None:
+    warnings: list[str] = []
+
+    async def go() -> list[list[ChatResponse | None]]:
+        cache = ResponseCache(SlowFlakyStore(broken_reads=RuntimeError("no route\nto host")), warn=warnings.append)
+        return [await cache.lookup_many(["a", "b"]), await cache.lookup_many(["c"])]
+
+    assert anyio.run(go) == [[None, None], [None]]
+    assert warnings == ["cache memory: RuntimeError: no route; the run goes on without it"]
+
+
+def test_an_interrupt_during_a_write_is_not_swallowed_and_the_batch_stays_queued() -> None:
+    store = SlowFlakyStore(failures=1, error=KeyboardInterrupt())
+    warnings: list[str] = []
+
+    async def go() -> None:
+        cache = ResponseCache(store, warn=warnings.append)
+        cache.keep("k0", {}, ANSWER, "c0")
+        with pytest.raises(KeyboardInterrupt):
             await cache.flush()
         await cache.flush()
 
     anyio.run(go)
-    assert sorted(store.kept) == ["k0", "k1", "k2"]
+    assert list(store.kept) == ["k0"] and warnings == []
 
 
 def test_every_answer_reaches_a_slow_store_however_the_run_ends() -> None:

@@ -1,15 +1,17 @@
 """The library side of ``evalrun cache``: the store a run's settings name, and why a case misses.
 
 Not imported by the engine or by ``evalrun.cache`` itself: this is a tool on top of the cache,
-which reads suites and settings as a run would.
+which reads suites and settings as a run would. A store that cannot be used raises
+``CacheUnavailable`` from every function here; ``clear_store`` repairs it when it can.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
-from .cache import open_store
+from .cache import CacheUnavailable, discard_store, open_store
 from .cache.key import task_key
 from .cache.responses import explain
 from .cache.store import CacheStore, StoreStats
@@ -19,7 +21,16 @@ from .providers.registry import cache_identity
 from .settings import Settings
 from .suite import load_suites
 
-__all__ = ["clear_store", "explain_case", "opened_store", "prune_store", "store_stats"]
+__all__ = ["Cleared", "clear_store", "explain_case", "opened_store", "prune_store", "store_stats"]
+
+
+@dataclass(frozen=True)
+class Cleared:
+    """What ``clear_store`` did: the entries it removed, or the fault that made it remove the
+    store's files instead (their entries uncounted: a damaged store cannot count them)."""
+
+    entries: int
+    repaired: CacheUnavailable | None = None
 
 
 @asynccontextmanager
@@ -36,9 +47,16 @@ async def store_stats(settings: Settings) -> StoreStats:
         return await store.stats()
 
 
-async def clear_store(settings: Settings) -> int:
-    async with opened_store(settings) as store:
-        return await store.clear()
+async def clear_store(settings: Settings) -> Cleared:
+    """Empty the store; one that cannot be cleared (damaged, full) has its files removed, and an
+    empty store is opened in their place, so that what is left is a working cache."""
+    try:
+        async with opened_store(settings) as store:
+            return Cleared(await store.clear())
+    except CacheUnavailable as fault:
+        discard_store(settings.cache_dir)
+        async with opened_store(settings):
+            return Cleared(0, repaired=fault)
 
 
 async def prune_store(settings: Settings) -> int:

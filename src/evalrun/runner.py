@@ -16,14 +16,14 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .cache import ResponseCache, open_store
+from .cache import CacheStore, CacheUnavailable, ResponseCache, open_store
 from .client import CallPolicy, ModelClient
 from .engine import Engine, EngineOptions
 from .events import Observer, RunFinished, RunStarted, RunWarning
@@ -130,11 +130,16 @@ class Runner(Watched):
         plan = self.prepare()
         if not handle_signals:
             return await self._run_with_provider(plan, None)
-        stop = _SignalStop()
+        stop, failure = _SignalStop(), None
         async with anyio.create_task_group() as group:
             await group.start(stop.watch)
-            result = await self._run_with_provider(plan, stop)
+            try:
+                result = await self._run_with_provider(plan, stop)
+            except Exception as exc:  # leaves as itself, not in the watcher's group (the CLI reads it)
+                failure = exc
             group.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
         return result
 
     def _remaining(self) -> float | None:
@@ -147,10 +152,11 @@ class Runner(Watched):
         secret = profile.api_key(self._env)
         client = ClientOptions(settings.concurrency, settings.request_timeout)
         warnings = _Warnings()
-        store = open_store(settings.cache_dir) if settings.cache != "off" else None
+        store = _open_store(settings, warnings)
         try:
             async with open_provider(profile, secret, client) as provider:
-                async with ResponseCache(store, settings.cache, settings.cache_ttl).writing() as cache:
+                responses = ResponseCache(store, settings.cache, settings.cache_ttl, warn=warnings)
+                async with responses.writing() as cache:
                     result = await self._run_engine(plan, provider, cache, _Context(stop, warnings, secret))
                 result.provider_stats = await provider.server_stats()
         finally:
@@ -189,6 +195,8 @@ class Runner(Watched):
             if context.stop is not None:
                 context.stop.attach(engine)
             outcome = await engine.run(work)
+            with anyio.CancelScope(shield=True):  # now, so that a cache failing to take it is told
+                await cache.flush()
             overall = metrics.overall  # the pass rate as results.json rounds it, so the two agree
             code = eval_exit_code(
                 outcome.state, overall.errors, round(overall.pass_rate, 6), settings.min_pass_rate, settings.max_errors
@@ -248,6 +256,17 @@ def _check_writable(settings: Settings) -> None:
             raise ConfigError(f"{flag} {path}: cannot create {folder}: {exc.strerror}") from None
         if not os.access(folder, os.W_OK):
             raise ConfigError(f"{flag} {path}: {folder} is not writable")
+
+
+def _open_store(settings: Settings, warn: Callable[[str], None]) -> CacheStore | None:
+    """The run's cache store; none, with a warning, when it cannot be used (a cache is an accelerator)."""
+    if settings.cache == "off":
+        return None
+    try:
+        return open_store(settings.cache_dir)
+    except CacheUnavailable as exc:
+        warn(exc.warning)
+        return None
 
 
 class _SignalStop:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_exports
 from .key import KEY_VERSION, cache_key, key_record, task_key
 from .responses import ResponseCache, explain
-from .store import CacheStore, StoredAnswer, StoreStats
+from .store import CacheStore, CacheUnavailable, StoredAnswer, StoreStats
 
 if TYPE_CHECKING:
     from .disk import DiskStore
@@ -19,11 +19,13 @@ if TYPE_CHECKING:
 __all__ = [
     "KEY_VERSION",
     "CacheStore",
+    "CacheUnavailable",
     "DiskStore",
     "ResponseCache",
     "StoreStats",
     "StoredAnswer",
     "cache_key",
+    "discard_store",
     "explain",
     "key_record",
     "open_store",
@@ -32,10 +34,25 @@ __all__ = [
 
 
 def open_store(location: str) -> CacheStore:
-    """The store at ``location``: the one factory of stores (a folder, today)."""
+    """The store at ``location``: the one factory of stores (a folder, today).
+
+    Any failure to open a usable store is ``CacheUnavailable``, so that a run can go on without it."""
     from .disk import DiskStore
 
-    return DiskStore(location)
+    try:
+        return DiskStore(location)
+    except CacheUnavailable:
+        raise
+    except Exception as exc:  # a damaged database can make diskcache fail in ways it does not name
+        raise CacheUnavailable.of(location, exc) from exc
+
+
+def discard_store(location: str) -> None:
+    """Remove the files of the store at ``location`` (damaged, say), so that ``open_store`` makes a new,
+    empty one; nothing else there is touched. ``CacheUnavailable`` when they cannot be removed."""
+    from .disk import remove_files
+
+    remove_files(location)
 
 
 __getattr__ = lazy_exports(__name__, {"DiskStore": "disk"})

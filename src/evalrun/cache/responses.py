@@ -4,13 +4,17 @@
 non-empty answers are kept. Writes are queued and go to the store in one batch every 50 ms, or as
 soon as 256 are waiting, from a task of the cache's own; on the way out, whatever way the run ended,
 every answer received is written.
+
+The cache is an accelerator, never a reason to lose a run: when the store fails (a full disk, a
+corrupt file), ``warn`` is told once and the cache goes on as ``off``. Nothing the engine calls
+raises for a store's fault.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -18,20 +22,41 @@ import anyio
 
 from ..providers.base import ChatResponse
 from .key import cache_key
-from .store import CacheStore, StoredAnswer
+from .store import CacheStore, CacheUnavailable, StoredAnswer
 
 __all__ = ["ResponseCache", "explain"]
 _FLUSH_SECONDS = 0.05
 _BATCH = 256
 
 
+def _ignore(message: str) -> None:
+    """The default ``warn``: the caller wants no word of a failing store."""
+
+
 class ResponseCache:
-    def __init__(self, store: CacheStore | None, mode: str = "on", ttl: float | None = None) -> None:
+    def __init__(
+        self,
+        store: CacheStore | None,
+        mode: str = "on",
+        ttl: float | None = None,
+        *,
+        warn: Callable[[str], None] = _ignore,
+    ) -> None:
+        """``warn`` is told, in one line naming the store, when the store fails and the run goes on
+        without it; at most once."""
         self._store = store if mode != "off" else None
         self._reads = mode == "on"
         self._ttl = ttl
+        self._warn = warn
         self._pending: list[tuple[str, StoredAnswer]] = []
         self._full = anyio.Event()
+
+    def _give_up(self, exc: Exception) -> None:
+        """From now on, the cache is off: no store fault may cost a run its answers."""
+        if self._store is None:  # a lookup and a write failed together: one warning is enough
+            return
+        where, self._store, self._pending = self._store.where, None, []
+        self._warn(CacheUnavailable.of(where, exc).warning)
 
     @property
     def active(self) -> bool:
@@ -42,7 +67,11 @@ class ResponseCache:
         """The cached answers for ``keys`` (all None when the cache is not read)."""
         if self._store is None or not self._reads:
             return [None] * len(keys)
-        return await self._store.get_many(keys)
+        try:
+            return await self._store.get_many(keys)
+        except Exception as exc:  # whatever a store raises: it is an accelerator, not the run
+            self._give_up(exc)
+            return [None] * len(keys)
 
     def keep(self, key: str, record: Mapping[str, Any], response: ChatResponse, case_id: str) -> None:
         """Queue a complete answer for the next write; empty answers are never kept."""
@@ -53,12 +82,15 @@ class ResponseCache:
             self._full.set()
 
     async def flush(self) -> None:
-        """Write what is queued, in one batch; a batch the store did not take stays queued."""
+        """Write what is queued, in one batch. A batch cancelled on its way stays queued (the last,
+        shielded flush writes it); one the store failed to take is dropped with the cache."""
         pending, self._pending = self._pending, []
         if not pending or self._store is None:
             return
         try:
             await self._store.put_many(pending, self._ttl)
+        except Exception as exc:
+            self._give_up(exc)
         except BaseException:
             self._pending[:0] = pending
             raise

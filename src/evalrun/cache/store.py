@@ -14,7 +14,39 @@ from typing import Any, Protocol
 
 from ..providers.base import ChatResponse
 
-__all__ = ["CacheStore", "StoreStats", "StoredAnswer"]
+__all__ = ["CacheStore", "CacheUnavailable", "StoreStats", "StoredAnswer"]
+
+
+class CacheUnavailable(Exception):
+    """A store that cannot be used, at open or later: ``str()`` is ``WHERE: reason``, one line.
+
+    ``damaged`` says the store's own files are corrupt, so that removing them (``evalrun cache
+    clear``) repairs it; a full disk, a read-only folder or a path that is a file are not."""
+
+    def __init__(self, where: str, reason: str, *, damaged: bool = False) -> None:
+        super().__init__(f"{where}: {reason}")
+        self.where = where
+        self.reason = reason
+        self.damaged = damaged
+
+    @classmethod
+    def of(cls, where: str, exc: Exception) -> CacheUnavailable:
+        """Any failure of the store at ``where`` as this; one the store did not name says its type."""
+        if isinstance(exc, CacheUnavailable):
+            return exc
+        name, line = type(exc).__name__, one_line(exc)
+        return cls(where, line if line == name else f"{name}: {line}")
+
+    @property
+    def warning(self) -> str:
+        """What a run says when it goes on without this store."""
+        return f"cache {self}; the run goes on without it"
+
+
+def one_line(exc: BaseException) -> str:
+    """An error's message as one line for a warning: never a traceback, never a blank."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -35,7 +67,10 @@ class StoreStats:
 
 
 class CacheStore(Protocol):
-    """Where answers are kept. Every method is a batch or a maintenance task, never one call a key."""
+    """Where answers are kept. Every method is a batch or a maintenance task, never one call a key.
+
+    A store raises ``CacheUnavailable`` when where it keeps answers fails (a value it cannot decode
+    is not a failure but a miss); ``ResponseCache`` also survives whatever else a store raises."""
 
     where: str  # a path or URL, for messages
 
@@ -53,7 +88,9 @@ class CacheStore(Protocol):
         """Every answer kept (for inspection, not for runs)."""
         ...
 
-    async def stats(self) -> StoreStats: ...
+    async def stats(self) -> StoreStats:
+        """Entries and size; ``CacheUnavailable`` (damaged) when the store finds itself corrupt."""
+        ...
 
     async def clear(self) -> int:
         """Remove everything; the number of entries removed."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 
 import anyio
 import typer
 
-from ._common import user_errors
+from ._common import fail, user_errors
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -25,22 +27,44 @@ def _settings(config: str | None, cache_dir: str | None) -> Settings:
         return load_settings(config, cache_dir=cache_dir)
 
 
+@contextmanager
+def _usable_cache() -> Iterator[None]:
+    """A cache that cannot be used is one line and exit 2, saying whether ``clear`` repairs it."""
+    from ..cache import CacheUnavailable
+
+    try:
+        yield
+    except CacheUnavailable as fault:
+        if fault.damaged:
+            advice = f"is damaged ({fault.reason}); run 'evalrun cache clear' to rebuild it"
+        else:
+            advice = f"cannot be used ({fault.reason})"
+        raise fail([f"cache at {fault.where} {advice}"]) from None
+
+
 @app.command("stats")
 def stats(config: ConfigOption = None, cache_dir: CacheDirOption = None) -> None:
-    """Entries and size of the cache."""
+    """Entries and size of the cache, after checking that it is intact."""
     from ..cache_admin import store_stats
 
-    info = anyio.run(store_stats, _settings(config, cache_dir))
+    settings = _settings(config, cache_dir)
+    with _usable_cache():
+        info = anyio.run(store_stats, settings)
     typer.echo(f"{info.where}: {info.entries:,} entries, {info.bytes / 1e6:.1f} MB")
 
 
 @app.command("clear")
 def clear(config: ConfigOption = None, cache_dir: CacheDirOption = None) -> None:
-    """Remove every entry."""
+    """Remove every entry; a damaged cache is rebuilt empty."""
     from ..cache_admin import clear_store
 
     settings = _settings(config, cache_dir)
-    typer.echo(f"removed {anyio.run(clear_store, settings):,} entries from {settings.cache_dir}")
+    with _usable_cache():
+        cleared = anyio.run(clear_store, settings)
+    if cleared.repaired is None:
+        typer.echo(f"removed {cleared.entries:,} entries from {settings.cache_dir}")
+    else:
+        typer.echo(f"rebuilt {settings.cache_dir}, empty: it could not be used ({cleared.repaired.reason})")
 
 
 @app.command("prune")
@@ -49,7 +73,9 @@ def prune(config: ConfigOption = None, cache_dir: CacheDirOption = None) -> None
     from ..cache_admin import prune_store
 
     settings = _settings(config, cache_dir)
-    typer.echo(f"pruned {anyio.run(prune_store, settings):,} entries from {settings.cache_dir}")
+    with _usable_cache():
+        pruned = anyio.run(prune_store, settings)
+    typer.echo(f"pruned {pruned:,} entries from {settings.cache_dir}")
 
 
 @app.command("explain")
@@ -66,7 +92,7 @@ def explain(
     from ..cache_admin import explain_case
     from ..settings import load_settings
 
-    with user_errors():
+    with user_errors(), _usable_cache():
         settings = load_settings(
             config,
             provider=provider,
