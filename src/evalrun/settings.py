@@ -4,19 +4,23 @@ Every setting is declared once, as a field of ``Settings`` (``evalrun eval``) or
 (``evalrun test``), with how to read it and what it must satisfy. Every layer goes through that
 one declaration: a value from ``[run]``, from ``EVALRUN_CONCURRENCY``, from ``--concurrency`` or
 from ``Runner(concurrency=...)`` is read and checked the same way, and an error names where the
-value came from, on one line.
+value came from, on one line. ``Settings(...)`` made directly checks itself by the same
+declarations, so no way in skips them.
 
 Provider profiles (``[providers.NAME]``) name the *variable* holding an API key, never the key.
 """
 
 from __future__ import annotations
 
+import datetime
+import difflib
+import math
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import Field, asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from .errors import ConfigError
 from .providers.profiles import BUILTIN_PROFILES, ProviderProfile
@@ -55,17 +59,22 @@ def _integer(value: object) -> int:
 
 
 def _number(value: object) -> float:
+    """A finite number: TOML and ``float()`` take ``inf`` and ``nan``, which no duration or rate means."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    try:
-        return float(value.strip()) if isinstance(value, str) else float("")
-    except ValueError:
-        raise ValueError("expected a number") from None
+        number = float(value)
+    else:
+        try:
+            number = float(value.strip()) if isinstance(value, str) else float("")
+        except ValueError:
+            raise ValueError("expected a number") from None
+    if not math.isfinite(number):
+        raise ValueError("expected a finite number")
+    return number
 
 
 def _text(value: object) -> str:
     if not isinstance(value, str):
-        raise ValueError("expected text")
+        raise ValueError("expected a string")
     return value
 
 
@@ -166,6 +175,9 @@ class Settings:
     cache_ttl: float | None = _setting(None, _number, check=_positive)
     timeout: float | None = _setting(None, _number, check=_positive, legacy_env=("EVALUATION_TIMEOUT",))
     request_timeout: float = _setting(60.0, _number, check=_positive)
+    #: The largest response body accepted: far above any chat answer, low enough that a runaway
+    #: body cannot fill memory, results or the cache.
+    max_response_bytes: int = _setting(4 * 1024 * 1024, _integer, check=_at_least(1024))
     retries: int = _setting(4, _integer, check=_at_least(0))
     retry_base_delay: float = _setting(0.5, _number, check=_positive)
     rate_limit_wait: float = _setting(600.0, _number, check=_positive)
@@ -183,6 +195,9 @@ class Settings:
     progress: str = _setting("auto", _choice(*PROGRESS_MODES))
     providers: Mapping[str, ProviderProfile] = field(default_factory=lambda: dict(BUILTIN_PROFILES))
 
+    def __post_init__(self) -> None:
+        _check_fields(self)
+
     def profile(self) -> ProviderProfile:
         try:
             return self.providers[self.provider]
@@ -199,8 +214,8 @@ class Settings:
     def with_provider_options(self, **options: Any) -> Settings:
         """These settings with the provider's own options changed (the simulated one's latency...)."""
         profile = self.profile()
-        changed = replace(profile, options={**profile.options, **options})
         try:
+            changed = replace(profile, options={**profile.options, **options})
             check_profile(changed)
         except ValueError as exc:
             raise ConfigError(f"provider '{profile.name}': {exc}") from None
@@ -235,6 +250,9 @@ class TestSettings:
     state_dir: str = _setting(".evalrun/test", _text, env=False)
     progress: str = _setting("auto", _choice(*PROGRESS_MODES))
 
+    def __post_init__(self) -> None:
+        _check_fields(self)
+
 
 class SettingsLayer(TypedDict, total=False):
     """Settings given as flags or to the Python API (None: not given). Mirrors ``Settings``."""
@@ -250,6 +268,7 @@ class SettingsLayer(TypedDict, total=False):
     cache_ttl: float | None
     timeout: float | None
     request_timeout: float | None
+    max_response_bytes: int | None
     retries: int | None
     retry_base_delay: float | None
     rate_limit_wait: float | None
@@ -287,81 +306,97 @@ class TestSettingsLayer(TypedDict, total=False):
 
 # -- the layers ------------------------------------------------------------------------------------
 
-_S = TypeVar("_S", Settings, TestSettings)
-
-
-@dataclass
-class _Value:
-    value: Any
-    given: Any  # as written, for messages
-    where: str  # the layer and the name it was given under
-
 
 def _layered_fields(kind: type[Any]) -> dict[str, Field[Any]]:
     return {f.name: f for f in fields(kind) if "read" in f.metadata}
 
 
-def _read(spec: Field[Any], given: Any, where: str) -> _Value:
+_TOML_TYPES: tuple[tuple[type[Any] | tuple[type[Any], ...], str], ...] = (
+    (bool, "boolean"),  # before int, which it is too
+    (int, "integer"),
+    (float, "float"),
+    (str, "string"),
+    ((list, tuple), "array"),
+    (Mapping, "table"),
+    ((datetime.date, datetime.time), "date/time"),
+)
+
+
+def _toml_type(value: object) -> str:
+    """A value's type in config.toml's words: what the user wrote, whatever layer it came from."""
+    return next((word for kinds, word in _TOML_TYPES if isinstance(value, kinds)), type(value).__name__)
+
+
+def _shown(value: object) -> str:
+    """A wrong value as a message quotes it: its type, and a short scalar as written. No setting
+    of ``Settings`` holds a secret; a profile's values are never quoted (see ``_profile_field``)."""
+    if not isinstance(value, (bool, int, float, str)):
+        return _toml_type(value)
+    text = repr(value)
+    return f"{_toml_type(value)} {text if len(text) <= 40 else text[:36] + '...'}"
+
+
+def _accept(spec: Field[Any], given: object, where: str) -> Any:
+    """One value read and checked by its declaration, wherever it came from: the one path."""
     try:
-        return _Value(spec.metadata["read"](given), given, where)
+        value = spec.metadata["read"](given)
     except ValueError as exc:
-        raise ConfigError(f"{where}: invalid value {given!r} for '{spec.name}' ({exc})") from None
+        raise ConfigError(f"{where}: {exc} (got {_shown(given)})") from None
+    check = spec.metadata["check"]
+    problem = check(value) if check is not None else None
+    if problem:
+        raise ConfigError(f"{where}: {problem} (got {_shown(given)})")
+    return value
 
 
-def _file_layer(kind: type[Any], table: Any, where: str) -> dict[str, _Value]:
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where} must be a table")
+def _check_fields(settings: Settings | TestSettings) -> None:
+    """Settings made directly (``Settings(cache=...)``, ``dataclasses.replace``) are read and
+    checked as the layers' values are; a value already read reads the same again."""
+    for name, spec in _layered_fields(type(settings)).items():
+        given = getattr(settings, name)
+        if given is not None or spec.default is not None:
+            where = f"{type(settings).__name__}({name}=...)"
+            object.__setattr__(settings, name, _accept(spec, given, where))
+
+
+def _did_you_mean(word: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(known), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _file_layer(kind: type[Any], table: dict[str, Any], where: str) -> dict[str, Any]:
     specs = _layered_fields(kind)
     names = {alias: name for name, spec in specs.items() for alias in (name, *spec.metadata["aliases"])}
     values = {}
     for key, given in table.items():
         if key not in names:
-            import difflib
-
-            close = difflib.get_close_matches(key, list(names), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ConfigError(f"{where} unknown setting '{key}'{hint}")
-        values[names[key]] = _read(specs[names[key]], given, f"{where} {key}")
+            raise ConfigError(f"{where} unknown setting '{key}'{_did_you_mean(key, names)}")
+        values[names[key]] = _accept(specs[names[key]], given, f"{where} {key}")
     return values
 
 
-def _env_layer(kind: type[Any], env: Mapping[str, str], prefix: str) -> dict[str, _Value]:
+def _env_layer(kind: type[Any], env: Mapping[str, str], prefix: str) -> dict[str, Any]:
     values = {}
     for name, spec in _layered_fields(kind).items():
         names = (f"{prefix}{name.upper()}", *spec.metadata["legacy_env"]) if spec.metadata["env"] else ()
         variable = next((n for n in names if env.get(n)), None)  # the EVALRUN_ name first; only it is read
         if variable is not None:
-            values[name] = _read(spec, env[variable], variable)
+            values[name] = _accept(spec, env[variable], variable)
     return values
 
 
-def _flag_layer(kind: type[Any], flags: Mapping[str, Any]) -> dict[str, _Value]:
+def _flag_layer(kind: type[Any], flags: Mapping[str, Any]) -> dict[str, Any]:
     specs = _layered_fields(kind)
     unknown = set(flags) - set(specs)
     if unknown:
         raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
     given = {name: value for name, value in flags.items() if value is not None and value != ()}
-    return {name: _read(specs[name], value, "--" + name.replace("_", "-")) for name, value in given.items()}
-
-
-def _resolve(kind: type[_S], layers: list[dict[str, _Value]], **fixed: Any) -> _S:
-    """Merge the layers (later wins), check every value against its declaration, build ``kind``."""
-    merged = {name: value for layer in layers for name, value in layer.items()}
-    specs = _layered_fields(kind)
-    problems = []
-    for name, chosen in merged.items():
-        check = specs[name].metadata["check"]
-        problem = check(chosen.value) if check is not None else None
-        if problem:
-            problems.append(f"{name.replace('_', '-')} {problem} ({chosen.where}: {chosen.given!r})")
-    if problems:
-        raise ConfigError("; ".join(problems))
-    return kind(**{name: chosen.value for name, chosen in merged.items()}, **fixed)
+    return {name: _accept(specs[name], value, "--" + name.replace("_", "-")) for name, value in given.items()}
 
 
 # -- provider profiles from the file ---------------------------------------------------------------
 
-_PROFILE_READERS: dict[str, Callable[[object], Any]] = {
+_PROFILE_FIELDS: dict[str, Callable[[object], Any]] = {
     "api": _choice(*KINDS),
     "base_url": _text,
     "api_key_env": _text,
@@ -371,32 +406,43 @@ _PROFILE_READERS: dict[str, Callable[[object], Any]] = {
 }
 
 
-def _profile(where: str, name: str, table: Any) -> ProviderProfile:
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where} must be a table")
+def _table(where: str, value: object, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: must be {what} (got {_toml_type(value)})")
+    return value
+
+
+def _profile_field(where: str, key: str, given: object) -> Any:
+    try:
+        return _PROFILE_FIELDS[key](given)
+    except ValueError as exc:
+        # The type only: a profile is where keys get pasted by mistake (api_key_env = "gsk_...").
+        raise ConfigError(f"{where} {key}: {exc} (got {_toml_type(given)})") from None
+
+
+def _profile(path: Path, name: str, given: object) -> ProviderProfile:
+    where = f"{path}: [providers.{name}]"
+    table = _table(f"{path}: [providers] {name}", given, f"a table, [providers.{name}]")
     if table.get("simulated") is True:  # how profiles of the simulated provider were marked before `api`
         table = {"api": "sim", **{k: v for k, v in table.items() if k != "simulated"}}
     base = BUILTIN_PROFILES.get(name, ProviderProfile(name))
     own = own_profile_keys(str(table.get("api", base.api)))  # e.g. the simulated key's rpm
-    known: dict[str, Any] = {}
-    for key, reader in _PROFILE_READERS.items():
-        if key in table and key not in own:
-            try:
-                known[key] = reader(table[key])
-            except ValueError as exc:
-                raise ConfigError(f"{where} invalid value {table[key]!r} for '{key}' ({exc})") from None
-    options = {k: v for k, v in table.items() if k not in _PROFILE_READERS or k in own}
+    known = {key: _profile_field(where, key, table[key]) for key in _PROFILE_FIELDS if key in table and key not in own}
+    options = {k: v for k, v in table.items() if k not in _PROFILE_FIELDS or k in own}
     if known.get("api", base.api) == base.api:
         options = {**base.options, **options}
-    profile = replace(base, **known, options=options)
     try:
+        profile = replace(base, **known, options=options)
         check_profile(profile)
     except ValueError as exc:
         raise ConfigError(f"{where} {exc}") from None
     return profile
 
 
-def _from_file(path: Path) -> tuple[dict[str, _Value], dict[str, ProviderProfile]]:
+_TABLES = ("run", "providers")
+
+
+def _from_file(path: Path) -> tuple[dict[str, Any], dict[str, ProviderProfile]]:
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover
@@ -406,14 +452,18 @@ def _from_file(path: Path) -> tuple[dict[str, _Value], dict[str, ProviderProfile
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    values = _file_layer(Settings, document.get("run", {}), f"{path}: [run]")
-    tables = document.get("providers", {})
-    if not isinstance(tables, dict):
-        raise ConfigError(f"{path}: [providers] must hold one table per provider")
-    providers = {name: _profile(f"{path}: [providers.{name}]", name, table) for name, table in tables.items()}
-    return values, providers
+    for key in document:
+        if key not in _TABLES:  # a misspelt [run] would otherwise be ignored without a word
+            hint = _did_you_mean(key, _TABLES)
+            raise ConfigError(f"{path}: unknown key '{key}'{hint}; settings go in [run], profiles in [providers.NAME]")
+    run = _table(f"{path}: run", document.get("run", {}), "a table, [run]")
+    tables = _table(f"{path}: providers", document.get("providers", {}), "one table per provider, [providers.NAME]")
+    providers = {name: _profile(path, name, table) for name, table in tables.items()}
+    return _file_layer(Settings, run, f"{path}: [run]"), providers
 
 
 def load_settings(
@@ -424,13 +474,13 @@ def load_settings(
     """Resolve eval settings from every layer; flags left as None (or ``()``) do not count."""
     env = os.environ if env is None else env
     path = Path(config) if config else Path(env.get("EVALRUN_CONFIG") or CONFIG_FILE)
-    file_values: dict[str, _Value] = {}
+    file_values: dict[str, Any] = {}
     providers = dict(BUILTIN_PROFILES)
     if config or path.is_file():
         file_values, file_providers = _from_file(path)
         providers.update(file_providers)
-    layers = [file_values, _env_layer(Settings, env, "EVALRUN_"), _flag_layer(Settings, flags)]
-    settings = _resolve(Settings, layers, providers=providers)
+    values = {**file_values, **_env_layer(Settings, env, "EVALRUN_"), **_flag_layer(Settings, flags)}
+    settings = Settings(**values, providers=providers)
     settings.profile()  # an unknown provider is an error now, not at the first request
     return settings
 
@@ -439,4 +489,4 @@ def load_test_settings(env: Mapping[str, str] | None = None, **flags: Unpack[Tes
     """Resolve test settings: defaults < ``EVALRUN_TEST_*`` (and ``TEST_TIMEOUT``,
     ``ENABLE_TEST_CACHE``) < flags. config.toml is not read: it may be another program's."""
     env = os.environ if env is None else env
-    return _resolve(TestSettings, [_env_layer(TestSettings, env, "EVALRUN_TEST_"), _flag_layer(TestSettings, flags)])
+    return TestSettings(**{**_env_layer(TestSettings, env, "EVALRUN_TEST_"), **_flag_layer(TestSettings, flags)})

@@ -27,4 +27,5 @@ def user_errors() -> Iterator[None]:
     except SuiteError as exc:
         raise fail(exc.problems) from None
     except ConfigError as exc:
-        raise fail([str(exc)]) from None
+        # One line whatever a name in it holds: a quoted TOML key may hold a line break.
+        raise fail([str(exc).replace("\r", "\\r").replace("\n", "\\n")]) from None

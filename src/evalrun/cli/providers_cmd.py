@@ -17,6 +17,7 @@ def providers_command(
     """List provider profiles, their base URL and default model, and whether the API key is set."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from ..settings import load_settings
 
@@ -24,11 +25,8 @@ def providers_command(
         settings = load_settings(config)
     table = Table("provider", "api", "base url", "model", "api key")
     for name, profile in sorted(settings.providers.items()):
-        if profile.api == "sim":
-            key = "not needed (simulated)"
-        elif not profile.api_key_env:
-            key = "not needed"
-        else:
-            key = f"{profile.api_key_env} {'set' if os.environ.get(profile.api_key_env) else 'NOT set'}"
-        table.add_row(name, profile.api, profile.base_url or "loopback, started by evalrun", profile.model, key)
+        key = "not needed (simulated)" if profile.api == "sim" else profile.key_status(os.environ)
+        url = profile.base_url or "loopback, started by evalrun"
+        # Text, not markup: a model called "m[/x]" is a name, not a closing tag (rich would raise).
+        table.add_row(*(Text(cell) for cell in (name, profile.api, url, profile.model, key)))
     Console(width=None if sys.stdout.isatty() else 140).print(table)

@@ -64,7 +64,7 @@ def check_profile(profile: ProviderProfile) -> None:
     kind = _kind(profile.api)
     kind.check_options(profile.options)
     if kind.BASE_URL_REQUIRED and not profile.base_url:
-        raise ValueError("needs a base_url")
+        raise ValueError(f"base_url: missing; a profile of api '{profile.api}' needs one")
 
 
 def own_profile_keys(api: str) -> frozenset[str]:

@@ -51,7 +51,9 @@ class SimConfig:
 
 def _value(key: str, value: Any) -> Any:
     if key == "api_key":
-        return str(value)
+        if not isinstance(value, str):  # str() would make a key of a number or a list
+            raise ValueError(f"api_key must be a string, got {type(value).__name__}")  # a key: not shown
+        return value
     whole = key in _WHOLE
     try:
         if isinstance(value, bool):
