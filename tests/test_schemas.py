@@ -474,6 +474,7 @@ def test_events_and_test_results_schemas_reject_broken_records() -> None:
         "message": "",
         "exit_code": 0,
         "pytest_exit_status": 0,
+        "processes_killed": 0,
         "replayed": False,
         "command": ["python", "-m", "pytest"],
         "started_at": "2024-05-01T12:00:00+00:00",

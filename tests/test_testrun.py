@@ -163,8 +163,8 @@ def test_timeout_escalates_to_kill_when_sigint_is_not_enough(tmp_path: Path) -> 
         },
     )
     started = time.monotonic()
-    done = evalrun_test(root, "--timeout", "2", "--grace", "1")
-    assert done.returncode == 124 and time.monotonic() - started < 2 + 1 + 2 + 4
+    done = evalrun_test(root, "--timeout", "5", "--grace", "1")  # 5 s: the test must have begun
+    assert done.returncode == 124 and time.monotonic() - started < 5 + 1 + 2 + 4
     assert results(root)["in_flight"] == ["test_stubborn.py::test_ignores_sigint"]
 
 
@@ -304,11 +304,11 @@ def test_settings_from_environment_and_flags() -> None:
     assert load_test_settings(env={"ENABLE_TEST_CACHE": "1"}).cache is True
     assert load_test_settings(env={"EVALRUN_TEST_TIMEOUT": "5", "TEST_TIMEOUT": "30"}).timeout == 5.0
     assert load_test_settings(env={"TEST_TIMEOUT": "30"}, timeout=7).timeout == 7
-    with pytest.raises(ConfigError, match=r"TEST_TIMEOUT: invalid value 'soon' for 'timeout' \(expected a number\)"):
+    with pytest.raises(ConfigError, match=r"TEST_TIMEOUT: expected a number \(got string 'soon'\)"):
         load_test_settings(env={"TEST_TIMEOUT": "soon"})
-    with pytest.raises(ConfigError, match=r"--parallel: invalid value 'many' .* a number of workers or 'auto'"):
+    with pytest.raises(ConfigError, match=r"--parallel: expected a number of workers or 'auto' \(got string 'many'\)"):
         load_test_settings(env={}, parallel="many")
-    with pytest.raises(ConfigError, match="timeout must be greater than 0"):
+    with pytest.raises(ConfigError, match="--timeout: must be greater than 0"):
         load_test_settings(env={}, timeout=0)
     assert (
         load_test_settings(env={"EVALRUN_TEST_TIMEOUT": "5", "TEST_TIMEOUT": "soon"}).timeout == 5.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 from typing import Annotated
 
@@ -17,7 +18,12 @@ def test_command(
     timeout: Annotated[
         float | None, typer.Option(help="Seconds for the whole run: SIGINT, then SIGTERM/SIGKILL (exit 124).")
     ] = None,
-    grace: Annotated[float | None, typer.Option(help="Seconds between SIGINT and SIGTERM when stopping.")] = None,
+    grace: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds between SIGINT and SIGTERM when stopping, and between SIGTERM and SIGKILL for processes pytest leaves behind."
+        ),
+    ] = None,
     parallel: Annotated[str | None, typer.Option(help="N or auto: run with pytest-xdist (-n).")] = None,
     output: Annotated[str | None, typer.Option("--output", "-o", help="Write results JSON here.")] = None,
     junit: Annotated[str | None, typer.Option(help="Write JUnit XML here.")] = None,
@@ -38,6 +44,10 @@ def test_command(
     from ..settings import load_test_settings
     from ..testrun.runner import TestRunner
 
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        # A test id may hold a lone surrogate, which strict UTF-8 cannot write: escape it, as stderr
+        # does (in a JSON line, the escape reads back as the same character).
+        sys.stdout.reconfigure(errors="backslashreplace")
     with user_errors():
         settings = load_test_settings(
             pytest_args=tuple(ctx.args),

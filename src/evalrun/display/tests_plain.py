@@ -73,6 +73,10 @@ def print_test_summary(progress: TestProgress, log_path: str | None, stream: IO[
     not_run = len(progress.not_run())
     if not_run:
         write(f"  {not_run} tests not run\n")
+    # The message's first line says why the run ended; pytest's own last words may follow it.
+    why, _, pytest_said = ("", "", "") if progress.replayed else progress.message.partition("\n")
+    for line in pytest_said.splitlines():
+        write(f"  | {line}\n")
     tail = f"; pytest output: {log_path}" if log_path and (failures or exit_code) else ""
-    told = f" ({progress.message})" if progress.message and not progress.replayed else ""
+    told = f" ({why})" if why else ""
     write(f"evalrun test: {progress.state}{told}, exit {exit_code}{tail}\n")

@@ -208,6 +208,7 @@ class TestResultsDocument(TypedDict):
     message: str
     exit_code: int
     pytest_exit_status: int | None
+    processes_killed: int  # processes of pytest's group, pytest aside, that evalrun sent SIGTERM or SIGKILL
     replayed: bool
     command: list[str]
     started_at: str

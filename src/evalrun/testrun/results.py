@@ -15,8 +15,11 @@ from .progress import TestProgress
 __all__ = ["build_document", "write_test_reports"]
 
 
-def build_document(progress: TestProgress, command: list[str], started_at: float) -> TestResultsDocument:
-    """The ``--output`` document; ``started_at`` is the Unix time pytest was launched."""
+def build_document(
+    progress: TestProgress, command: list[str], started_at: float, processes_killed: int
+) -> TestResultsDocument:
+    """The ``--output`` document; ``started_at`` is the Unix time pytest was launched, and
+    ``processes_killed`` counts the processes of pytest's group, pytest aside, that evalrun killed."""
     in_flight, not_run = progress.in_flight, progress.not_run()
     return {
         "schema": SCHEMA_VERSION,
@@ -25,6 +28,7 @@ def build_document(progress: TestProgress, command: list[str], started_at: float
         "message": progress.message,
         "exit_code": progress.exit_code if progress.exit_code is not None else 0,
         "pytest_exit_status": progress.exit_status,
+        "processes_killed": processes_killed,
         "replayed": False,
         "command": command,
         "started_at": datetime.fromtimestamp(started_at, timezone.utc).isoformat(timespec="seconds"),

@@ -4,13 +4,16 @@ The child runs in its own process group with evalrun's plugin, which writes one 
 event; each becomes a typed event for the run's observers, exactly as an eval run's engine events
 do. The parent never parses pytest's console output: the event stream is the truth, so results
 exist after a timeout or a crash. A timeout (or Ctrl-C) sends SIGINT first so pytest can finish
-cleanly, then SIGTERM and SIGKILL to the whole group.
+cleanly, then SIGTERM and SIGKILL to the whole group. Whatever pytest leaves in its group when it
+exits (a test's subprocess that outlived it) gets SIGTERM, then SIGKILL after the grace period, and
+the results say how many processes were killed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -19,7 +22,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -52,6 +55,11 @@ _EXIT_MEANINGS = {
     4: "pytest usage error",
     5: "no tests were collected",
 }
+#: pytest's internal and usage errors: only pytest's own output says what went wrong.
+_SAID_ONLY_BY_PYTEST = (3, 4)
+_LAST_WORDS = 4  # lines of pytest's output shown when only they explain the end
+_LOG_TAIL_BYTES = 8192
+_SUMMARY_BAR = re.compile(r"^=+( .* =+)?$")
 
 
 def pytest_command(settings: TestSettings) -> list[str]:
@@ -75,17 +83,54 @@ class TestResult:
         return self.progress.state
 
 
+def _group_members(pgid: int) -> set[int]:
+    """The live processes of a process group but its leader (pytest); a zombie is not alive."""
+    try:
+        os.killpg(pgid, 0)  # the usual answer, an empty group, without reading every process
+    except ProcessLookupError:
+        return set()
+    except PermissionError:  # some member is another user's: the listing below still names it
+        pass
+    if not os.path.isdir("/proc"):
+        return _group_members_from_ps(pgid)
+    found = set()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                line = stat.read()
+        except OSError:  # gone since the listing
+            continue
+        state, _parent, group = line[line.rindex(b")") + 2 :].split(b" ", 3)[:3]  # the name may hold ") "
+        if int(group) == pgid and state not in (b"Z", b"X"):
+            found.add(int(entry.name))
+    return found - {pgid}
+
+
+def _group_members_from_ps(pgid: int) -> set[int]:
+    """``_group_members`` where there is no /proc (macOS): ``ps`` tells the same."""
+    listing = subprocess.run(["ps", "-A", "-o", "pid=", "-o", "pgid=", "-o", "stat="], capture_output=True, text=True)
+    rows = (line.split() for line in listing.stdout.splitlines())
+    return {int(row[0]) for row in rows if len(row) == 3 and int(row[1]) == pgid and row[2][0] != "Z"} - {pgid}
+
+
 @dataclass
 class _Stopper:
-    """The escalation from SIGINT to SIGTERM to SIGKILL, for the child's process group."""
+    """The escalation from SIGINT to SIGTERM to SIGKILL for the child's process group, and the
+    sweep of what pytest left in it; ``killed`` holds every process but pytest that was sent
+    SIGTERM or SIGKILL."""
 
     pid: int
     grace: float
     reason: RunState | None = None
     next_at: float = 0.0
     level: int = 0
+    killed: set[int] = field(default_factory=set)
 
     def _signal(self, number: int) -> None:
+        if number != signal.SIGINT:  # SIGINT asks; the others end whatever they reach
+            self.killed |= _group_members(self.pid)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, number)
 
@@ -102,6 +147,21 @@ class _Stopper:
             self.level += 1
             self.next_at = time.monotonic() + _KILL_AFTER_TERM
             self._signal(signal.SIGTERM if self.level == 2 else signal.SIGKILL)
+
+    def sweep(self) -> None:
+        """After pytest exited: SIGTERM what is left in its group, SIGKILL after the grace period.
+
+        A test's subprocess that outlives pytest would otherwise hold on to ports, files and CPU
+        after the run, where nothing reports it. The group outlives its leader, so it still names
+        them. Ctrl-C meanwhile is a stop like any other: the run is interrupted, a second one kills.
+        """
+        for number, patience in ((signal.SIGTERM, self.grace), (signal.SIGKILL, _KILL_AFTER_TERM)):
+            if not _group_members(self.pid):
+                return
+            self._signal(number)
+            deadline = time.monotonic() + patience
+            while _group_members(self.pid) and time.monotonic() < deadline:
+                time.sleep(_POLL_SECONDS)
 
 
 class TestRunner(Watched):
@@ -157,7 +217,8 @@ class TestRunner(Watched):
             emit(RunStarted(uuid.uuid4().hex[:12], RunKind.TEST, summary["total"]))
             emit(TestsReplayed(document["started_at"], summary["total"], counts))
             emit(RunFinished(RunState(document["state"]), message, int(document["exit_code"])))
-        replayed: TestResultsDocument = {**document, "replayed": True}
+        # A document recorded before processes_killed existed killed none that it knew of.
+        replayed: TestResultsDocument = {"processes_killed": 0, **document, "replayed": True}
         write_test_reports(replayed, self.settings.output, self.settings.junit)
         return TestResult(progress, int(document["exit_code"]), replayed)
 
@@ -198,8 +259,9 @@ class TestRunner(Watched):
             emit(RunStarted(uuid.uuid4().hex[:12], RunKind.TEST, pid=process.pid))
             with _signals_to(stopper, handle_signals):
                 self._follow(process, events_path, stopper, emit)
-            emit(self._conclusion(progress, stopper, process.returncode))
-        document = build_document(progress, command, launched_at)
+                stopper.sweep()
+            emit(self._conclusion(progress, stopper, process.returncode, log_path if log else None))
+        document = build_document(progress, command, launched_at, len(stopper.killed))
         write_test_reports(document, settings.output, settings.junit)
         return TestResult(progress, document["exit_code"], document, None if settings.verbose else log_path)
 
@@ -219,19 +281,43 @@ class TestRunner(Watched):
                 with contextlib.suppress(subprocess.TimeoutExpired):  # sleeps, but wakes as soon as pytest exits
                     process.wait(_POLL_SECONDS)
 
-    def _conclusion(self, progress: TestProgress, stopper: _Stopper, returncode: int) -> Event:
-        """How the run ended, as its last event: state, why, and the exit code."""
+    def _conclusion(self, progress: TestProgress, stopper: _Stopper, returncode: int, output: Path | None) -> Event:
+        """How the run ended, as its last event: state, why, what was killed, and the exit code;
+        when only pytest's output can explain it, pytest's last words on further lines."""
+        state, why, exit_code = self._ending(progress, stopper, returncode)
+        count = len(stopper.killed)
+        killed = f"killed {count} other process{'es' * (count != 1)} of pytest's process group" if count else ""
+        lines = ["; ".join(part for part in (why, killed) if part)]
+        # A death with a test in flight names its culprit; one before any test only pytest explains.
+        died_unexplained = exit_code == ExitCode.CRASHED and not progress.in_flight
+        if output is not None and (exit_code in _SAID_ONLY_BY_PYTEST or died_unexplained):
+            lines += _last_words(output)
+        return RunFinished(state, "\n".join(lines), exit_code)
+
+    def _ending(self, progress: TestProgress, stopper: _Stopper, returncode: int) -> tuple[RunState, str, int]:
         if stopper.reason == RunState.TIMEOUT:
-            timeout = f"timeout of {self.settings.timeout:g} s reached"
-            return RunFinished(RunState.TIMEOUT, timeout, int(ExitCode.TIMEOUT))
+            return RunState.TIMEOUT, f"timeout of {self.settings.timeout:g} s reached", int(ExitCode.TIMEOUT)
         if stopper.reason == RunState.INTERRUPTED:
-            return RunFinished(RunState.INTERRUPTED, "interrupted", int(ExitCode.INTERRUPTED))
+            return RunState.INTERRUPTED, "interrupted", int(ExitCode.INTERRUPTED)
         status = progress.exit_status
+        if status is None and returncode in _EXIT_MEANINGS and not progress.started:
+            # pytest gave up before any test began (a conftest that fails to import, an unknown
+            # option, a hook that raised): the code is its own verdict, not a death's.
+            status = returncode
         if status is None:
             how = f"signal {-returncode}" if returncode < 0 else f"exit status {returncode}"
-            return RunFinished(RunState.ERROR, f"pytest died without finishing ({how})", int(ExitCode.CRASHED))
+            return RunState.ERROR, f"pytest died without finishing ({how})", int(ExitCode.CRASHED)
         state = {0: RunState.COMPLETED, 1: RunState.FAILED}.get(status, RunState.ERROR)
-        return RunFinished(state, _EXIT_MEANINGS.get(status, ""), status)
+        return state, _EXIT_MEANINGS.get(status, ""), status
+
+
+def _last_words(log_path: Path) -> list[str]:
+    """The last lines pytest printed, its ``=====`` summary bars left out: where it says why it stopped."""
+    with open(log_path, "rb") as log:
+        log.seek(max(0, log.seek(0, os.SEEK_END) - _LOG_TAIL_BYTES))
+        text = log.read().decode("utf-8", "replace")
+    lines = [line.rstrip() for line in text.splitlines() if line.strip() and not _SUMMARY_BAR.match(line.strip())]
+    return lines[-_LAST_WORDS:]
 
 
 @contextmanager
