@@ -201,7 +201,9 @@ SAMPLE_EVENTS: dict[type, list[Any]] = {
         ev.RunStarted("0123456789ab", RunKind.TEST, 3),  # replayed from the test cache
     ],
     ev.RunFinished: [ev.RunFinished(RunState.TIMEOUT, "run timeout of 1 s reached", 124)],
-    ev.RunWarning: [ev.RunWarning("cache .evalrun/cache: database disk image is malformed; the run goes on without it")],
+    ev.RunWarning: [
+        ev.RunWarning("cache .evalrun/cache: database disk image is malformed; the run goes on without it")
+    ],
     ev.TaskStarted: [ev.TaskStarted("c1", "math", "a", 0)],
     ev.CacheHit: [ev.CacheHit("c1", "math", "a", 1)],
     ev.RetryScheduled: [
