@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .eventlog import JsonLinesLog
 from .events import Event, Fanout, Observer, redacted
 from .progress import Throttle
+from .reports.files import UNWRITABLE
 from .schema import ProgressDict
 
 if TYPE_CHECKING:
@@ -50,7 +51,8 @@ class Watched:
         with contextlib.ExitStack() as stack:
             extras: list[Observer] = []
             if events_path:
-                extras.append(JsonLinesLog(stack.enter_context(open(events_path, "w", encoding="utf-8"))))
+                log = stack.enter_context(open(events_path, "w", encoding="utf-8", errors=UNWRITABLE))
+                extras.append(JsonLinesLog(log))
             extras += self._observers
             extras += [Throttle(snapshot, callback, every) for callback, every in self._progress_callbacks]
             fanout = Fanout(own, extras)

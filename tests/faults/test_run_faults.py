@@ -169,3 +169,25 @@ def test_a_scorer_that_raises_makes_its_cases_errors_on_misses_and_on_cache_hits
         assert [case["status"] for case in cases] == ["error"] * 4, run
         assert all(case["cached"] == (run == "hit") and case["response"] for case in cases), run
     assert sim.stats()["requests"] == 4  # the second run was all cache hits
+
+
+def test_a_lone_surrogate_in_an_answer_keeps_every_report_readable(tmp_path: Path) -> None:
+    from evalrun.eventlog import JsonLinesLog
+    from evalrun.events import TaskFinished
+    from evalrun.metrics import RunMetrics
+    from evalrun.reports import CaseSpool, write_reports
+    from evalrun.schema import CaseResult, RunInfo, Status
+
+    answer = "4 \ud800 and \x1b[31m"
+    result = CaseResult("c1", "math", "m", 0, Status.FAIL, response=answer, error=None, attempts=1)
+    spool = CaseSpool()
+    with open(tmp_path / "events.jsonl", "w", encoding="utf-8", errors="backslashreplace") as log:
+        for observer in (spool, JsonLinesLog(log)):
+            observer(TaskFinished(result))
+    run: RunInfo = {"id": "r", "provider": "p", "models": ["m"], "suites": [], "started_at": "", "settings": {}}
+    paths = {name: str(tmp_path / name) for name in ("results.json", "summary.md", "junit.xml")}
+    write_reports(spool, run, RunMetrics().summary(), output=paths["results.json"], junit=paths["junit.xml"],
+                  summary_md=paths["summary.md"])  # fmt: skip
+    assert json.loads(Path(paths["results.json"]).read_text())["cases"][0]["response"] == answer
+    assert json.loads((tmp_path / "events.jsonl").read_text())["result"]["response"] == answer
+    assert Path(paths["summary.md"]).read_text(encoding="utf-8").startswith("## evalrun")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import sys
+
 import typer
 
 from . import bench_cmd, cache_cmd, eval_cmd, providers_cmd, sim_cmd, test_cmd, validate_cmd
@@ -23,4 +26,8 @@ app.add_typer(cache_cmd.app, name="cache")
 
 
 def main() -> None:
+    # A model's answer or a test id may hold a lone surrogate, which strict UTF-8 cannot write:
+    # escape it, as stderr does (in a JSON line, the escape reads back as the same character).
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")
     app()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import sys
 from typing import Annotated
 
@@ -44,10 +43,6 @@ def test_command(
     from ..settings import load_test_settings
     from ..testrun.runner import TestRunner
 
-    if isinstance(sys.stdout, io.TextIOWrapper):
-        # A test id may hold a lone surrogate, which strict UTF-8 cannot write: escape it, as stderr
-        # does (in a JSON line, the escape reads back as the same character).
-        sys.stdout.reconfigure(errors="backslashreplace")
     with user_errors():
         settings = load_test_settings(
             pytest_args=tuple(ctx.args),

@@ -16,11 +16,16 @@ def quoteattr(text: str) -> str:
     return '"' + html.escape(text, quote=True).replace("\n", "&#10;") + '"'
 
 
+#: What a report does with text UTF-8 cannot hold (a lone surrogate in a model's answer): writes
+#: its escape, which JSON reads back as the same character and a person can read.
+UNWRITABLE = "backslashreplace"
+
+
 def atomic_write(path: str | Path, write: Callable[[IO[str]], object]) -> None:
     """Write a text file through a temporary sibling, then rename it into place."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(target.name + ".tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
+    with open(temporary, "w", encoding="utf-8", errors=UNWRITABLE) as handle:
         write(handle)
     os.replace(temporary, target)

@@ -14,6 +14,7 @@ from typing import IO, Any
 
 from ..events import Event, TaskFinished
 from ..schema import CaseResult
+from .files import UNWRITABLE
 
 __all__ = ["CaseSpool"]
 
@@ -25,7 +26,7 @@ class CaseSpool:
     """Case records, one JSON line each, in the order they finished; an observer of the run."""
 
     def __init__(self) -> None:
-        self._file: IO[str] = tempfile.TemporaryFile("w+", encoding="utf-8", prefix="evalrun-cases-")
+        self._file: IO[str] = tempfile.TemporaryFile("w+", encoding="utf-8", errors=UNWRITABLE, prefix="evalrun-cases-")
         self.count = 0
         self._reading = False
 
