@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -66,7 +67,7 @@ def run_call(
     policy = CallPolicy(concurrency=2, retries=retries, retry_base_delay=0.001)
 
     async def go() -> tuple[ChatResponse, int] | ProviderError:
-        async with open_registered(_profile(fake.url, options), key, ClientOptions(2, 5)) as provider:
+        async with open_registered(_profile(fake.url, options), key, ClientOptions(5)) as provider:
             client, holder = ModelClient(provider, policy, lambda event: events.append(event)), object()
             try:
                 await client.acquire(holder)
@@ -160,7 +161,7 @@ def test_max_tokens_and_version_from_params_then_profile(
 
 def test_no_base_url_means_anthropics_own() -> None:
     async def go() -> Mapping[str, str]:
-        async with open_provider(_profile(""), KEY, ClientOptions(concurrency=1)) as provider:
+        async with open_provider(_profile(""), KEY, ClientOptions()) as provider:
             return provider.identity
 
     expected = {"name": "claude", "base_url": DEFAULT_BASE_URL, "max_tokens": "1024", "version": "2023-06-01"}
@@ -268,6 +269,8 @@ def test_a_body_that_is_not_an_anthropic_error_gives_the_reason_phrase(fake: Fak
         b'{"type": "message", "content": [{"type": "text", "text": 5}]}',
         b'{"type": "message", "usage": {"input_tokens": 1}}',
         b"[]",
+        b'{"type": "message", "content": []}',  # no answer: scored as "", it would pass negative assertions
+        b'{"type": "message", "content": [{"type": "thinking", "thinking": "hm", "signature": "c2ln"}]}',
     ],
 )
 def test_a_malformed_200_is_retried_then_reported(fake: FakeAnthropic, body: bytes) -> None:
@@ -278,6 +281,14 @@ def test_a_malformed_200_is_retried_then_reported(fake: FakeAnthropic, body: byt
     fake.fail_next(1, 200, raw_body=body)
     response, attempts, _ = answered(fake, retries=2)
     assert response.text == "echo: And 3+4?" and attempts == 2
+
+
+def test_a_tool_use_in_place_of_text_is_an_answer(fake: FakeAnthropic) -> None:
+    tool_use = {"type": "tool_use", "id": "t1", "name": "add", "input": {"a": 2, "b": 3}}
+    body = {"type": "message", "content": [tool_use], "stop_reason": "tool_use", "usage": {"output_tokens": 9}}
+    fake.fail_next(1, 200, raw_body=json.dumps(body).encode())
+    response, attempts, _ = answered(fake, retries=2)
+    assert (response.text, response.finish_reason, response.completion_tokens, attempts) == ("", "tool_use", 9, 1)
 
 
 # -- the dialect, unit by unit -------------------------------------------------------------------

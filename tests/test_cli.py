@@ -49,6 +49,7 @@ CONTRACT_CASE = {
     "cached",
     "attempts",
     "error",
+    "refusal",
 }
 
 

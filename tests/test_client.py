@@ -81,7 +81,7 @@ def _complete(
 
     async def go() -> tuple[ChatResponse, int] | ProviderError:
         identity = {"name": "sim", "base_url": "sim://evalrun"}
-        options = ClientOptions(concurrency=1, request_timeout=request_timeout)
+        options = ClientOptions(request_timeout=request_timeout)
         provider = HttpProvider(DIALECT, identity, base_url or sim.base_url, api_key, options)
         policy = CallPolicy(concurrency=1, retries=retries, retry_base_delay=0.001, rate_limit_wait=rate_limit_wait)
         client, holder = ModelClient(provider, policy, lambda event: events.append(event)), object()

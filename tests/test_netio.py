@@ -1,10 +1,10 @@
 """The lanes' own network backend and connection (providers/netio.py), against servers of its own.
 
 The simulated provider keeps its connections open and speaks plain HTTP, so every other test covers
-the common path; here a server that closes connections shows that a lane opens a new one, a server
- and over TLS a self-signed certificate
-(made with the ``openssl`` command) is refused unless trusted, and trusted through ``SSL_CERT_FILE``
-carries a whole call.
+the common path; here a server that closes connections shows that a lane opens a new one, and over
+TLS a self-signed certificate (made with the ``openssl`` command) is refused unless trusted, and
+trusted through ``SSL_CERT_FILE`` carries a whole call. The request timeout's bound on a whole
+attempt is tested in ``tests/faults/test_provider_faults.py``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import pytest
 
 from evalrun.providers.base import ClientOptions, ProviderError, Reply, TransientError
 from evalrun.providers.http import HttpProvider
-from evalrun.providers.netio import _Protocol, _Stream
+from evalrun.providers.netio import _Deadline, _Protocol, _Stream
 from evalrun.providers.openai import DIALECT
 
 ANSWER = json.dumps(
@@ -98,7 +98,7 @@ def tls_server(certificate: tuple[Path, Path]) -> Iterator[int]:
 
 def _send(port: int, calls: int = 1, scheme: str = "https", pause: float = 0.0) -> list[Reply]:
     async def go() -> list[Reply]:
-        provider = HttpProvider(DIALECT, {"name": "t"}, f"{scheme}://127.0.0.1:{port}/v1", "k", ClientOptions(1, 5))
+        provider = HttpProvider(DIALECT, {"name": "t"}, f"{scheme}://127.0.0.1:{port}/v1", "k", ClientOptions(5))
         replies = []
         try:
             for _ in range(calls):
@@ -170,7 +170,7 @@ def test_a_request_leaves_in_one_write_when_its_answer_is_awaited() -> None:
             return False
 
     async def go() -> tuple[list[bytes], bytes]:
-        stream = _Stream(transport, protocol)  # type: ignore[arg-type]
+        stream = _Stream(transport, protocol, _Deadline())  # type: ignore[arg-type]
         await stream.write(b"POST / HTTP/1.1\r\n\r\n")
         await stream.write(b"{}")
         before = list(transport.writes)

@@ -227,6 +227,7 @@ class Engine:
             cached=cached,
             attempts=attempts,
             error=error,
+            refusal=answer.refusal,
         )
 
     def _done(self, token: object, result: CaseResult) -> None:

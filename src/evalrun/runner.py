@@ -150,7 +150,7 @@ class Runner(Watched):
         settings = self.settings
         profile = settings.profile()
         secret = profile.api_key(self._env)
-        client = ClientOptions(settings.concurrency, settings.request_timeout)
+        client = ClientOptions(settings.request_timeout, settings.max_response_bytes)
         warnings = _Warnings()
         store = _open_store(settings, warnings)
         try:

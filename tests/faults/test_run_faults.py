@@ -191,3 +191,9 @@ def test_a_lone_surrogate_in_an_answer_keeps_every_report_readable(tmp_path: Pat
     assert json.loads(Path(paths["results.json"]).read_text())["cases"][0]["response"] == answer
     assert json.loads((tmp_path / "events.jsonl").read_text())["result"]["response"] == answer
     assert Path(paths["summary.md"]).read_text(encoding="utf-8").startswith("## evalrun")
+
+
+def test_a_million_slots_for_twenty_cases_cost_nothing(tmp_path: Path, sim: SimProcess) -> None:
+    settings = local_settings(tmp_path, sim, arithmetic_cases(20), concurrency=1_000_000)
+    result = Runner(settings, env={}).run_sync()  # was a MemoryError: one client per slot, made up front
+    assert result.summary["passed"] == 20 and sim.stats()["requests"] == 20

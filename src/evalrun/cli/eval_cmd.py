@@ -42,7 +42,12 @@ def eval_command(
     timeout: Annotated[
         float | None, typer.Option(help="Seconds for the whole run (exit 124).", rich_help_panel=_RUN)
     ] = None,
-    request_timeout: Annotated[float | None, typer.Option(help="Seconds per call.", rich_help_panel=_RUN)] = None,
+    request_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds an attempt may take in all (connect, send, the whole answer).", rich_help_panel=_RUN
+        ),
+    ] = None,
     retries: Annotated[
         int | None,
         typer.Option(help="Retries per call after a failure (0: none); 429s are timed.", rich_help_panel=_RUN),

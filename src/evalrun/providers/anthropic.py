@@ -19,7 +19,8 @@ Request mapping (OpenAI-style -> Anthropic):
   ``response_format``, ``n``, ``logprobs``, ``user``, ``stream``...
 
 The answer's text is the concatenation of its ``text`` blocks (``thinking`` and ``tool_use`` blocks
-are not text); ``stop_reason`` is the finish reason.
+are not text); ``stop_reason`` is the finish reason. An answer with neither a text nor a ``tool_use``
+block is a malformed body, retried like a broken one.
 
 Retries follow Anthropic's own SDKs: an ``x-should-retry`` header decides when present, else 408,
 409, 429 and 5xx (529 is "overloaded") are retried. The server's delay is ``retry-after-ms`` or
@@ -206,6 +207,8 @@ class AnthropicDialect:
             texts = [block["text"] for block in blocks if block["type"] == "text"]
             if not all(isinstance(text, str) for text in texts):
                 raise MalformedAnswer
+            if not texts and not any(block["type"] == "tool_use" for block in blocks):
+                raise MalformedAnswer  # no answer: scored as "", it would pass every negative assertion
             usage = body.get("usage") or {}
             prompt_tokens = sum(
                 int(usage.get(key) or 0)

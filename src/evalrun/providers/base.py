@@ -51,6 +51,8 @@ class ChatResponse:
     latency_ms: float
     model: str = ""
     finish_reason: str | None = None
+    #: The model's stated refusal (OpenAI's ``message.refusal``): an answer, though its text is empty.
+    refusal: str | None = None
 
 
 class MalformedAnswer(Exception):
@@ -115,8 +117,11 @@ class TransientError(Exception):
 class ClientOptions:
     """How a provider talks to its server; none of it changes an answer or a cache key."""
 
-    concurrency: int = 10
+    #: Seconds an attempt may take in all: connecting, sending, and the whole answer read.
     request_timeout: float = 60.0
+    #: A few MB: far above any chat answer, low enough that a runaway body cannot fill memory,
+    #: results or the cache. A larger response is an error, not retried (it would come back as large).
+    max_response_bytes: int = 4 * 1024 * 1024
 
 
 class Provider(Protocol):
@@ -207,9 +212,23 @@ def stated_budget(limit: str | None, remaining: str | None, reset: float | None)
 # -- small things every provider needs ------------------------------------------------------------
 
 
+_UNSENDABLE = re.compile(r"[^\x21-\x7e]")  # where a quoted key is cut or escaped: spaces, controls, non-ASCII
+_PIECE = 4  # the shortest piece of a key worth masking alone: shorter ones are not secrets
+
+
 def scrub(text: str, secret: str | None) -> str:
-    """``text`` with the secret masked: error messages quote servers, and servers quote requests."""
-    return text.replace(secret, "***") if secret else text
+    """``text`` with the secret masked: error messages quote servers, and servers quote requests.
+
+    A key that no header can carry (a line break, a non-ASCII letter) is quoted by the errors it
+    causes escaped (``b'Bearer sk-...\\r'``) or cut at the bad character; so its escaped forms and
+    the pieces between bad characters are masked too, longest first."""
+    if not secret:
+        return text
+    forms = {secret, repr(secret)[1:-1], repr(secret.encode("utf-8", "backslashreplace"))[2:-1]}
+    forms.update(piece for piece in _UNSENDABLE.split(secret) if len(piece) >= _PIECE)
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, "***")
+    return text
 
 
 def is_loopback(url: str) -> bool:

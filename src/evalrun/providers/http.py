@@ -1,4 +1,4 @@
-"""The HTTP side of every model API: keep-alive lanes, one attempt, errors without secrets.
+"""The HTTP side of every model API: keep-alive lanes, one bounded attempt, errors without secrets.
 
 A ``Dialect`` is what differs between APIs (path, headers, request and answer bodies, which
 statuses are worth a retry, how the server says when to come back and what is left of the key's
@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol, cast
 
+import anyio
 import httpx
 
 from .base import (
@@ -73,11 +74,41 @@ def _described(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-async def _send(lane: httpx.AsyncBaseTransport, request: httpx.Request) -> httpx.Response:
-    """One request on a lane, its body read and the connection handed back."""
+def _too_large(limit: int, status: int) -> ProviderError:
+    """Not retried: the same request would bring the same body back."""
+    return ProviderError(f"response too large (over {limit} bytes)", status)
+
+
+class _Capped(httpx.AsyncByteStream):
+    """A response body read no further than ``limit`` bytes: memory stays bounded without a
+    Content-Length (chunked) or when the body outgrows the one it stated."""
+
+    def __init__(self, stream: httpx.AsyncByteStream, limit: int, status: int) -> None:
+        self._stream, self._limit, self._status = stream, limit, status
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        size = 0
+        async for part in self._stream:
+            size += len(part)
+            if size > self._limit:
+                raise _too_large(self._limit, self._status)
+            yield part
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+async def _send(lane: httpx.AsyncBaseTransport, request: httpx.Request, limit: int) -> httpx.Response:
+    """One request on a lane, its body read (at most ``limit`` bytes) and the connection handed
+    back; a connection left mid-body is closed, not drained."""
     response = await lane.handle_async_request(request)
     try:
-        await response.aread()
+        status, length = response.status_code, response.headers.get("content-length")
+        if length is not None and int(length) > limit:
+            raise _too_large(limit, status)
+        response.stream = _Capped(cast(httpx.AsyncByteStream, response.stream), limit, status)
+        if len(await response.aread()) > limit:  # a server that compressed regardless, and inflated
+            raise _too_large(limit, status)
     finally:
         await response.aclose()
     return response
@@ -94,7 +125,7 @@ def _environment_proxy(url: httpx.URL) -> str | None:
 
 
 class HttpProvider:
-    """One provider over HTTP: ``concurrency`` keep-alive lanes, one attempt a call, clean errors."""
+    """One provider over HTTP: keep-alive lanes opened as calls overlap, one attempt a call, clean errors."""
 
     def __init__(
         self,
@@ -109,11 +140,13 @@ class HttpProvider:
         self._server_stats = server_stats
         self._identity = dict(identity)
         self._secret = api_key
-        # One single-connection lane per slot instead of one pool of N: httpcore's pool scans all of
-        # its connections on every request, which at 100 connections cuts throughput by 4-6x. The
-        # lanes are httpx transports, not clients: a client's per-request work (URL merging, cookie
-        # extraction through urllib, auth and redirect generators, event hooks) buys nothing for one
-        # fixed POST and cost 0.25-0.3 ms of CPU a request. The CA bundle is loaded once (20-35 ms),
+        # One single-connection lane per call in flight instead of one pool of N: httpcore's pool
+        # scans all of its connections on every request, which at 100 connections cuts throughput
+        # by 4-6x. Lanes are opened when a call finds none idle, never up front: memory follows the
+        # calls that overlap, not a --concurrency far above the tasks. The lanes are httpx
+        # transports, not clients: a client's per-request work (URL merging, cookie extraction
+        # through urllib, auth and redirect generators, event hooks) buys nothing for one fixed
+        # POST and cost 0.25-0.3 ms of CPU a request. The CA bundle is loaded once (20-35 ms),
         # shared by every lane, and only for HTTPS: a plain HTTP server (the simulated one, a local
         # Ollama) gets a context with no CA at all, which would refuse any TLS rather than trust it.
         https = base_url.lower().startswith("https:")
@@ -121,41 +154,58 @@ class HttpProvider:
         self._url = httpx.URL(base_url.rstrip("/") + "/" + dialect.path)
         # No proxy from the environment for this machine; elsewhere, the one httpx would take.
         self._proxy = None if is_loopback(base_url) else _environment_proxy(self._url)
-        self._headers = httpx.Headers(
-            {
-                "Accept": "*/*",
-                "Accept-Encoding": "gzip, deflate",
-                "User-Agent": f"python-httpx/{httpx.__version__}",
-                "Content-Type": "application/json",
-                **dialect.headers(api_key),
-            }
-        )
-        timeout = httpx.Timeout(options.request_timeout, connect=min(10.0, options.request_timeout))
+        # identity: a body's size on the wire is then its size in memory, so the response cap
+        # bounds both (a compressed answer may inflate far past it); chat answers are small.
+        base = {"Accept": "*/*", "Accept-Encoding": "identity", "User-Agent": f"python-httpx/{httpx.__version__}"}
+        self._unsendable: str | None = None
+        try:
+            self._headers = httpx.Headers({**base, "Content-Type": "application/json", **dialect.headers(api_key)})
+        except (ValueError, TypeError) as exc:  # a key no header can carry (not ASCII): each call says so
+            self._headers = httpx.Headers(base)
+            self._unsendable = scrub(f"the request headers cannot be sent: {_described(exc)}", api_key)
+        # The attempt's deadline bounds every read and write (httpx's timeouts are per read: a body
+        # trickled a byte at a time never ends), so those need no bound of their own; only connecting
+        # has a shorter one.
+        self._timeout = options.request_timeout
+        self._too_slow = f"ReadTimeout: the answer took longer than {options.request_timeout:g} s"
+        timeout = httpx.Timeout(None, connect=min(10.0, options.request_timeout))
         self._extensions = {"timeout": timeout.as_dict()}
-        self._lanes = [self._new_lane() for _ in range(options.concurrency)]
-        self._idle = list(self._lanes)
+        self._max_bytes = options.max_response_bytes
+        self._lanes: list[httpx.AsyncBaseTransport] = []
+        self._idle: list[httpx.AsyncBaseTransport] = []
 
     @property
     def identity(self) -> Mapping[str, str]:
         return self._identity
 
+    @property
+    def lane_count(self) -> int:
+        """The lanes made so far: as many as calls have overlapped, whatever the concurrency."""
+        return len(self._lanes)
+
     def _new_lane(self) -> httpx.AsyncBaseTransport:
         if self._proxy is None:  # a direct connection: on asyncio's own transports (see netio.py)
-            return AsyncioTransport(self._verify)
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        return httpx.AsyncHTTPTransport(verify=self._verify, limits=limits, proxy=self._proxy)
+            lane: httpx.AsyncBaseTransport = AsyncioTransport(self._verify, self._timeout)
+        else:
+            limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+            lane = httpx.AsyncHTTPTransport(verify=self._verify, limits=limits, proxy=self._proxy)
+        self._lanes.append(lane)
+        return lane
 
     async def _post(self, body: bytes) -> httpx.Response:
+        """One attempt on a lane, all of it (connecting, sending, the whole answer) within the
+        request timeout."""
         request = httpx.Request("POST", self._url, headers=self._headers, content=body, extensions=self._extensions)
-        if self._idle:
-            lane = self._idle.pop()  # last in, first out: the warmest keep-alive connection
-        else:  # more callers than lanes: only outside the model client's slots (a judge's calls)
-            lane = self._new_lane()
-            self._lanes.append(lane)
+        # Last in, first out: the warmest keep-alive connection.
+        lane = self._idle.pop() if self._idle else self._new_lane()
         try:
-            return await _send(lane, request)
+            if self._proxy is None:  # the lane keeps the deadline itself, at no cost (netio.py)
+                return await _send(lane, request, self._max_bytes)
+            with anyio.move_on_after(self._timeout):  # httpx's own transport: cancelled at the deadline
+                return await _send(lane, request, self._max_bytes)
         finally:
-            self._idle.append(lane)
+            self._idle.append(lane)  # a connection cut short is closed, and reopened on its next use
+        raise TransientError(self._too_slow)
 
     async def server_stats(self) -> dict[str, Any] | None:
         return await self._server_stats() if self._server_stats is not None else None
@@ -165,17 +215,24 @@ class HttpProvider:
             await lane.aclose()
 
     async def send(self, model: str, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]) -> Reply:
+        if self._unsendable is not None:
+            raise ProviderError(self._unsendable)
         dialect = self._dialect
         try:
             body = _encode_json(dialect.payload(model, messages, params)).encode()
         except (TypeError, ValueError) as exc:  # a parameter JSON cannot carry (NaN, an object)
-            raise ProviderError(f"the request cannot be sent as JSON: {exc}") from None
+            raise ProviderError(scrub(f"the request cannot be sent as JSON: {exc}", self._secret)) from None
         started = time.perf_counter()
         try:
             response = await self._post(body)
+        except (TransientError, ProviderError):
+            raise
+        except (httpx.ReadTimeout, httpx.WriteTimeout):  # only the attempt's deadline bounds reads and writes
+            raise TransientError(self._too_slow) from None
         except _RETRYABLE_EXCEPTIONS as exc:  # transport errors quote requests: scrubbed too
             raise TransientError(scrub(_described(exc), self._secret)) from None
-        except httpx.HTTPError as exc:  # a request that can never be sent (bad URL, header, protocol)
+        except Exception as exc:  # never raw (the engine would quote its repr, key and all): a request
+            # that can never be sent (bad URL, a header h11 refuses) or anything else
             raise ProviderError(scrub(_described(exc), self._secret)) from None
         latency_ms = (time.perf_counter() - started) * 1000
         status = response.status_code

@@ -7,6 +7,11 @@ and receive, and on each reuse of a keep-alive connection a ``poll()`` of the so
 dict of socket attributes built afresh. A protocol that the loop feeds knows whether the server
 closed the connection without asking the kernel, and arms a timer only when a read must wait.
 Measured on the simulated provider: 0.2-0.4 ms of CPU less per request.
+
+A lane bounds each request as a whole (connecting, sending, the whole answer) by one deadline that
+every wait of the request ends by, not by httpx's timeouts, which are per read: a body trickled a
+byte at a time would never end. The deadline costs no timer of its own, only the one a waiting read
+arms anyway; a cancel scope around each request would cost 8 µs of CPU.
 """
 
 from __future__ import annotations
@@ -75,16 +80,39 @@ class _Protocol(asyncio.Protocol):
             self.waiter.set_result(None)
 
 
+class _Deadline:
+    """When a lane's current request must be over, on the loop's clock (``None``: never). Shared by
+    the lane's backend and streams; the transport sets it as each request begins."""
+
+    __slots__ = ("at",)
+
+    def __init__(self) -> None:
+        self.at: float | None = None
+
+    def until(self, loop: asyncio.AbstractEventLoop, timeout: float | None) -> float | None:
+        """The loop time a wait must end by: the deadline, or ``timeout`` from now if sooner."""
+        if timeout is None:
+            return self.at
+        own = loop.time() + timeout
+        return own if self.at is None else min(self.at, own)
+
+    def within(self, loop: asyncio.AbstractEventLoop, timeout: float | None) -> float | None:
+        """The same in seconds from now, as ``asyncio.wait_for`` takes it."""
+        at = self.until(loop, timeout)
+        return None if at is None else max(0.0, at - loop.time())
+
+
 def _expire(future: asyncio.Future[None], error: type[Exception]) -> None:
     if not future.done():
         future.set_exception(error())  # no words, as httpcore's own backends: "ReadTimeout"
 
 
-async def _wait(protocol: _Protocol, timeout: float | None, error: type[Exception]) -> None:
-    """Until the protocol wakes us; ``error`` if ``timeout`` passes first."""
+async def _wait(protocol: _Protocol, deadline: _Deadline, timeout: float | None, error: type[Exception]) -> None:
+    """Until the protocol wakes us; ``error`` if the deadline or ``timeout`` passes first."""
     loop = asyncio.get_running_loop()
     protocol.waiter = future = loop.create_future()
-    timer = None if timeout is None else loop.call_later(timeout, _expire, future, error)
+    at = deadline.until(loop, timeout)
+    timer = None if at is None else loop.call_at(at, _expire, future, error)
     try:
         await future
     finally:
@@ -98,9 +126,10 @@ class _Stream(httpcore.AsyncNetworkStream):
     body apart, and each write would be a system call and a segment of its own; HTTP/1.1 reads the
     response next, so the request leaves whole, in one."""
 
-    def __init__(self, transport: asyncio.Transport, protocol: _Protocol) -> None:
+    def __init__(self, transport: asyncio.Transport, protocol: _Protocol, deadline: _Deadline) -> None:
         self._transport = transport
         self._protocol = protocol
+        self._deadline = deadline
         self._unsent: list[bytes] = []
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
@@ -112,7 +141,7 @@ class _Stream(httpcore.AsyncNetworkStream):
                 if protocol.error is not None:
                     raise httpcore.ReadError(str(protocol.error))
                 return b""
-            await _wait(protocol, timeout, httpcore.ReadTimeout)
+            await _wait(protocol, self._deadline, timeout, httpcore.ReadTimeout)
         data = bytes(protocol.buffer[:max_bytes])
         del protocol.buffer[:max_bytes]
         if not protocol.reading and len(protocol.buffer) <= _READ_LIMIT:
@@ -135,7 +164,7 @@ class _Stream(httpcore.AsyncNetworkStream):
             return
         self._transport.write(buffer)
         while not protocol.writable and not protocol.closed:
-            await _wait(protocol, timeout, httpcore.WriteTimeout)
+            await _wait(protocol, self._deadline, timeout, httpcore.WriteTimeout)
 
     async def aclose(self) -> None:
         self._transport.close()
@@ -147,7 +176,7 @@ class _Stream(httpcore.AsyncNetworkStream):
         try:
             transport = await asyncio.wait_for(
                 loop.start_tls(self._transport, self._protocol, ssl_context, server_hostname=server_hostname),
-                timeout,
+                self._deadline.within(loop, timeout),
             )
         except asyncio.TimeoutError:
             self._transport.close()
@@ -157,7 +186,7 @@ class _Stream(httpcore.AsyncNetworkStream):
             raise httpcore.ConnectError(str(exc)) from None
         assert transport is not None
         self._protocol.transport = transport
-        return _Stream(transport, self._protocol)
+        return _Stream(transport, self._protocol, self._deadline)
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":  # an idle keep-alive connection that the server closed or wrote to
@@ -167,6 +196,11 @@ class _Stream(httpcore.AsyncNetworkStream):
 
 
 class AsyncioBackend(httpcore.AsyncNetworkBackend):
+    """Connections that end every wait by ``deadline`` (set by the transport), or sooner."""
+
+    def __init__(self) -> None:
+        self.deadline = _Deadline()
+
     async def connect_tcp(
         self,
         host: str,
@@ -179,7 +213,7 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         local = (local_address, 0) if local_address else None
         try:
             transport, protocol = await asyncio.wait_for(
-                loop.create_connection(_Protocol, host, port, local_addr=local), timeout
+                loop.create_connection(_Protocol, host, port, local_addr=local), self.deadline.within(loop, timeout)
             )
         except asyncio.TimeoutError:
             raise httpcore.ConnectTimeout(f"connecting to {host}:{port} timed out") from None
@@ -188,7 +222,7 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         sock = transport.get_extra_info("socket")
         for option in socket_options or ():
             sock.setsockopt(*option)
-        return _Stream(transport, protocol)
+        return _Stream(transport, protocol, self.deadline)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -226,10 +260,13 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
     each request, 0.05-0.08 ms of CPU a request on the simulated provider. What the pool did that
     matters is kept: a connection that closed, broke, failed to open or that the server closed while
     it was idle is replaced before the next request.
+
+    ``timeout`` bounds each request whole, from connecting to the body's last byte.
     """
 
-    def __init__(self, ssl_context: ssl.SSLContext) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext, timeout: float) -> None:
         self._ssl_context = ssl_context
+        self._timeout = timeout
         self._backend = AsyncioBackend()
         self._connection: httpcore.AsyncHTTPConnection | None = None
 
@@ -243,6 +280,7 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
         return self._connection
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self._backend.deadline.at = asyncio.get_running_loop().time() + self._timeout
         url = request.url
         core = httpcore.Request(
             method=request.method,

@@ -93,7 +93,14 @@ class OpenAIDialect:
     def answer(self, body: Any, latency_ms: float) -> ChatResponse:
         try:
             choice = body["choices"][0]
-            text = choice["message"].get("content") or ""
+            message = choice["message"]
+            refusal = message.get("refusal")
+            refusal = refusal if isinstance(refusal, str) else None
+            text = message.get("content")
+            if text is None:  # no answer, unless the message says why: a refusal, or tool calls instead
+                if refusal is None and not (message.get("tool_calls") or message.get("function_call")):
+                    raise MalformedAnswer  # scored as "", it would pass every negative assertion
+                text = ""
             usage = body.get("usage") or {}
             return ChatResponse(
                 text=text if isinstance(text, str) else str(text),
@@ -102,6 +109,7 @@ class OpenAIDialect:
                 latency_ms=latency_ms,
                 model=str(body.get("model") or ""),
                 finish_reason=choice.get("finish_reason"),
+                refusal=refusal,
             )
         except (KeyError, IndexError, TypeError, AttributeError, ValueError):
             raise MalformedAnswer from None

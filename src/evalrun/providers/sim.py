@@ -21,7 +21,6 @@ from .profiles import ProviderProfile
 __all__ = ["CACHE_URL", "OWN_PROFILE_KEYS", "check_options", "identity", "open_provider"]
 
 BASE_URL_REQUIRED = False
-OWN_PROFILE_KEYS = frozenset({"rpm", "tpm"})  # its server's budget: what a run against it keeps to
 OWN_PROFILE_KEYS = frozenset({"rpm", "tpm"})  # the simulated key's budget
 CACHE_URL = "sim://evalrun"
 

@@ -60,6 +60,8 @@ class CaseResult:
     cached: bool = False
     attempts: int = 0
     error: str | None = None
+    #: What the model said instead of answering, when its API says so (OpenAI's ``refusal``).
+    refusal: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +78,7 @@ class CaseResult:
             "cached": self.cached,
             "attempts": self.attempts,
             "error": self.error,
+            "refusal": self.refusal,
         }
 
 
