@@ -225,7 +225,8 @@ def test_validate_and_providers(tmp_path: Path) -> None:
     assert ok.returncode == 0 and ok.stdout.startswith("ok: 48 cases in 5 categories")
     write_suite(tmp_path / "bad.jsonl", [{"id": "a", "prompt": "p", "assert": [{"type": "nope"}]}])
     bad = evalrun(tmp_path, "validate", "bad.jsonl")
-    assert bad.returncode == 2 and bad.stderr.startswith("evalrun: bad.jsonl:1: assert[0]: unknown assertion type")
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("evalrun: bad.jsonl:1: assertion 1 (nope): unknown assertion type")
     listing = evalrun(tmp_path, "providers", env={"GROQ_API_KEY": ""})
     assert listing.returncode == 0 and "GROQ_API_KEY NOT set" in listing.stdout
 

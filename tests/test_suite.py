@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from evalrun.errors import ConfigError
 from evalrun.suite import SuiteError, load_suites
 
 
@@ -97,6 +98,8 @@ def test_csv_suite(tmp_path: Path) -> None:
         ('{"messages": [], "expected": "x"}', "'messages' must be a non-empty list"),
         ('{"prompt": "p"}', "needs 'expected' or at least one 'assert'"),
         ('{"prompt": "p", "expected": {"a": 1}}', "'expected' must be a string or a number"),
+        ('{"prompt": "p", "expected": true}', "'expected' must be a string or a number"),
+        ('{"prompt": "p", "expected": NaN}', "invalid JSON: NaN is not a JSON value"),
         ('{"prompt": "p", "expected": "x", "params": {"temperature": "hot"}}', "params.temperature must be a number"),
         ('{"prompt": "p", "expected": "x", "params": {"max_tokens": 1.5}}', "params.max_tokens must be an integer"),
         ('{"prompt": "p", "expected": "x", "params": []}', "'params' must be an object"),
@@ -104,16 +107,23 @@ def test_csv_suite(tmp_path: Path) -> None:
         ('{"prompt": "p", "expected": "x", "metadata": 3}', "'metadata' must be an object"),
         ('{"prompt": "p", "expected": "x", "id": ""}', "'id' must be a non-empty string"),
         ('{"prompt": "p", "assert": {"type": "equals"}}', "'assert' must be a list"),
-        ('{"prompt": "p", "assert": [{"type": "magic", "value": 1}]}', "unknown assertion type 'magic'"),
+        ('{"prompt": "p", "assert": [{"type": "magic", "value": 1}]}', "assertion 1 (magic): unknown assertion type"),
         ('{"prompt": "p", "assert": [{"type": "llm-judge", "value": "r"}]}', "'llm-judge' is not supported yet"),
-        ('{"prompt": "p", "assert": [{"type": "equals"}]}', "assertion 'equals' needs a 'value'"),
-        ('{"prompt": "p", "assert": [{"type": "regex", "value": "("}]}', "invalid regex"),
-        ('{"prompt": "p", "assert": [{"type": "contains-any", "value": "x"}]}', "needs a non-empty list"),
-        ('{"prompt": "p", "assert": [{"type": "number", "value": "ten"}]}', "'number' needs a number"),
+        ('{"prompt": "p", "assert": [{"type": "equals"}]}', "assertion 1 (equals): needs a 'value'"),
+        ('{"prompt": "p", "assert": [{"type": "regex", "value": "("}]}', "assertion 1 (regex): invalid regex '('"),
+        ('{"prompt": "p", "assert": [{"type": "contains-any", "value": "x"}]}', "'value' must be a non-empty list"),
+        ('{"prompt": "p", "assert": [{"type": "number", "value": "ten"}]}', "(number): 'value' must be a number"),
         ('{"prompt": "p", "assert": [{"type": "json-schema", "value": {"type": 5}}]}', "invalid JSON schema"),
-        ('{"prompt": "p", "assert": [{"type": "equals", "value": "x", "weight": -1}]}', "weight must be a number >= 0"),
-        ('{"prompt": "p", "assert": [{"type": "equals", "value": "x", "colour": 1}]}', "unknown assertion field"),
-        ('{"prompt": "p", "assert": ["equals"]}', "an assertion must be an object"),
+        (
+            '{"prompt": "p", "assert": [{"type": "equals", "value": "x", "weight": -1}]}',
+            "'weight' must be a number >= 0",
+        ),
+        (
+            '{"prompt": "p", "assert": [{"type": "equals", "value": "x", "colour": 1}]}',
+            "unknown assertion field(s): colour",
+        ),
+        ('{"prompt": "p", "assert": ["equals"]}', "assertion 1: must be an object, got str"),
+        ('{"prompt": "p", "assert": [{"value": "x"}]}', "assertion 1: needs a 'type'"),
         ("[1, 2]", "a case must be an object"),
         ("{not json", "invalid JSON"),
     ],
@@ -145,6 +155,57 @@ def test_duplicate_ids_across_files(tmp_path: Path) -> None:
     two = tmp_path / "two.jsonl"
     two.write_text('{"id": "a", "prompt": "q", "expected": "x"}\n')
     assert _problems(one, two) == [f"{two}:1: duplicate id 'a' (first at {one}:1)"]
+
+
+def test_a_repeated_case_without_id_names_lines_not_its_hash(tmp_path: Path) -> None:
+    same = '{"prompt": "p", "expected": "x"}'
+    one = _jsonl(tmp_path, same, '{"prompt": "q", "expected": "x"}', same)
+    two = tmp_path / "two.jsonl"
+    two.write_text(same + "\n")
+    assert _problems(one, two) == [
+        f"{one}:3: the same case as line 1 (cases without an id are named by their content)",
+        f"{two}:1: the same case as {one}:1 (cases without an id are named by their content)",
+    ]
+
+
+def test_assertions_are_numbered_from_one_and_named_by_type(tmp_path: Path) -> None:
+    good = {"type": "contains", "value": "a"}
+    bad = {"type": "max-length", "value": -3}
+    path = _jsonl(tmp_path, json.dumps({"prompt": "p", "assert": [good, bad]}))
+    assert _problems(path) == [
+        f"{path}:1: assertion 2 (max-length): 'value' must be a whole number of characters >= 0, got -3"
+    ]
+
+
+def test_an_implied_assertion_is_named_after_expected(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path, '{"prompt": "p", "expected": ""}')
+    assert load_suites([path])[0].assertions[0].value == ""  # equals: an empty answer is a fair target
+    with pytest.raises(SuiteError) as info:
+        load_suites([path], default_assert="contains")
+    assert info.value.problems == [f"{path}:1: expected (as contains): 'value' is empty, so every answer would match"]
+
+
+@pytest.mark.parametrize("default_assert", ["number", "is-json", "not-equals", "magic"])
+def test_a_default_assertion_that_cannot_take_expected_is_one_config_error(tmp_path: Path, default_assert: str) -> None:
+    """Once, as the setting it is, rather than once a case on every line."""
+    path = _jsonl(tmp_path, '{"prompt": "p", "expected": "4"}', '{"prompt": "q", "expected": "5"}')
+    with pytest.raises(ConfigError, match=f"default_assert: '{default_assert}' cannot stand for a bare 'expected'"):
+        load_suites([path], default_assert=default_assert)
+
+
+def test_csv_cells_that_are_not_json_or_a_number_name_their_column(tmp_path: Path) -> None:
+    path = tmp_path / "suite.csv"
+    path.write_text("id,prompt,expected,params,threshold\na,p,x,{oops,\nb,p,x,,high\n")
+    assert _problems(path) == [
+        f"{path}:2: column 'params': invalid JSON: Expecting property name enclosed in double quotes (column 2)",
+        f"{path}:3: column 'threshold' is not a number",
+    ]
+
+
+def test_a_csv_field_past_the_csv_modules_limit_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "suite.csv"
+    path.write_text("id,prompt,expected\na,p,x\nb," + "w" * 200_000 + ",x\n")
+    assert _problems(path) == [f"{path}:3: invalid CSV: field larger than field limit (131072)"]
 
 
 def test_yaml_errors_have_lines(tmp_path: Path) -> None:

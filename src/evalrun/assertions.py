@@ -7,6 +7,7 @@ after a suite's assertions change needs no model call at all.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -125,6 +126,8 @@ def _parse_json(text: str) -> tuple[bool, Any, str]:
         return True, json.loads(_strip_fences(text)), ""
     except ValueError as exc:
         return False, None, f"not JSON: {exc.args[0] if exc.args else exc}"
+    except RecursionError:  # an answer is as untrusted as a suite line
+        return False, None, "not JSON that can be read: nested too deeply"
 
 
 def _is_json(obs: Observation, a: Assertion) -> tuple[bool, float, str]:
@@ -138,7 +141,10 @@ def _json_schema(obs: Observation, a: Assertion) -> tuple[bool, float, str]:
     ok, document, reason = _parse_json(obs.text)
     if not ok:
         return False, 0.0, reason
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(a.value).iter_errors(document))
+    try:
+        error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(a.value).iter_errors(document))
+    except RecursionError:  # a recursive schema ('$ref': '#') follows the answer as deep as it goes
+        return False, 0.0, "schema: the answer is nested too deeply to check"
     return _ok(error is None, f"schema: {error.message}" if error is not None else "")
 
 
@@ -165,63 +171,189 @@ ASSERTION_TYPES: dict[str, _Judge] = {
     "latency": _latency,
 }
 
-_NEEDS_VALUE = set(ASSERTION_TYPES) - {"is-json"}
-_LIST_VALUED = {"contains-any", "contains-all"}
-_NUMERIC = {"number", "max-length", "latency"}
-_KNOWN_KEYS = {"type", "value", "weight", "tolerance"}
+# What each type reads, checked when the suite is loaded: a scorer that met a value it cannot use
+# would fail on every answer to the case, after the calls were paid for.
 
 
-def _check_value(kind: str, value: Any) -> None:
-    if kind in _LIST_VALUED:
-        if not isinstance(value, list) or not value:
-            raise ValueError(f"'{kind}' needs a non-empty list as value")
-    elif kind in _NUMERIC:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"'{kind}' needs a number as value, got {value!r}")
-    elif kind == "regex":
-        try:
-            re.compile(str(value))
-        except re.error as exc:
-            raise ValueError(f"invalid regex {value!r}: {exc}") from None
-    elif kind == "json-schema":
-        _check_schema(value)
+def _shown(value: Any) -> str:
+    return _clip(repr(value))  # repr escapes what a terminal cannot print, lone surrogates included
 
 
-def _check_schema(value: Any) -> None:
-    if not isinstance(value, dict):
-        raise ValueError("'json-schema' needs a JSON schema object as value")
-    import jsonschema
+def _is_text(value: Any) -> bool:
+    """A string, or a number written where text is compared (``"value": 42``)."""
+    return isinstance(value, str) or is_finite_number(value)
 
+
+def _text(value: Any) -> None:
+    if not _is_text(value):
+        raise ValueError(f"'value' must be a string or a number, got {_shown(value)}")
+
+
+def _needle(value: Any) -> None:
+    _text(value)
+    if value == "":
+        raise ValueError("'value' is empty, so every answer would match")
+
+
+def _needles(value: Any) -> None:
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"'value' must be a non-empty list, got {_shown(value)}")
+    for i, item in enumerate(value):
+        if not _is_text(item) or item == "":
+            raise ValueError(f"value[{i}] must be a non-empty string or a number, got {_shown(item)}")
+
+
+def _pattern(value: Any) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"'value' must be a non-empty regex string, got {_shown(value)}")
     try:
-        jsonschema.Draft202012Validator.check_schema(value)
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"invalid regex {_shown(value)}: {exc}") from None
+
+
+def _target(value: Any) -> None:
+    if not is_finite_number(value):
+        raise ValueError(f"'value' must be a number, got {_shown(value)}")
+
+
+def _tolerance(value: Any) -> None:
+    if not is_finite_number(value) or value < 0:
+        raise ValueError(f"'tolerance' must be a number >= 0, got {_shown(value)}")
+
+
+def _length(value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"'value' must be a whole number of characters >= 0, got {_shown(value)}")
+
+
+def _milliseconds(value: Any) -> None:
+    if not is_finite_number(value) or value <= 0:
+        raise ValueError(f"'value' must be a number of milliseconds > 0, got {_shown(value)}")
+
+
+def _schema(value: Any) -> None:
+    if not isinstance(value, dict):
+        raise ValueError(f"'value' must be a JSON schema object, got {_shown(value)}")
+    try:
+        text = json.dumps(value, sort_keys=True)
+    except (TypeError, ValueError):
+        raise ValueError("'value' is not a JSON object") from None
+    problem = _schema_problem(text)
+    if problem is not None:
+        raise ValueError(problem)
+
+
+@functools.lru_cache(maxsize=256)
+def _schema_problem(text: str) -> str | None:
+    """What is wrong with a schema, given as canonical JSON: checking one costs over a millisecond,
+    and suites tend to repeat one schema over many cases."""
+    import jsonschema  # imported here: it is heavy and most suites never need it
+
+    schema = json.loads(text)
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.exceptions.SchemaError as exc:
-        raise ValueError(f"invalid JSON schema: {exc.message}") from None
+        return f"invalid JSON schema: {exc.message}"
+    except RecursionError:
+        return "invalid JSON schema: nested too deeply"
+    return _dangling_reference(schema)
 
 
-def parse_assertion(raw: Any) -> Assertion:
-    """Validate one assertion as written in a suite; raise ``ValueError`` saying what is wrong."""
+def _dangling_reference(schema: dict[str, Any]) -> str | None:
+    """A reference that resolves nowhere raises only when validation reaches it, so on some
+    answers only: look each one up now. Subschemas are walked as the validator sees them, so a
+    property that happens to be named '$ref' is no reference."""
+    from referencing import Registry
+    from referencing.exceptions import Unresolvable
+    from referencing.jsonschema import DRAFT202012
+
+    root = DRAFT202012.create_resource(schema)
+    base = root.id() or ""
+    pending = [(root, Registry().with_resource(base, root).crawl().resolver(base))]
+    while pending:
+        resource, resolver = pending.pop()
+        contents = resource.contents
+        for keyword in ("$ref", "$dynamicRef"):
+            target = contents.get(keyword) if isinstance(contents, dict) else None
+            if isinstance(target, str):
+                try:
+                    resolver.lookup(target)
+                except Unresolvable:
+                    return f"'{keyword}': {_shown(target)} points nowhere in the schema (nothing is fetched)"
+        pending.extend((sub, resolver.in_subresource(sub)) for sub in resource.subresources())
+    return None
+
+
+#: What each type's 'value' must be; a type missing here takes no value.
+_VALUE_RULES: dict[str, Callable[[Any], None]] = {
+    "equals": _text,
+    "contains": _needle,
+    "icontains": _needle,
+    "contains-any": _needles,
+    "contains-all": _needles,
+    "starts-with": _needle,
+    "regex": _pattern,
+    "number": _target,
+    "json-schema": _schema,
+    "max-length": _length,
+    "latency": _milliseconds,
+}
+#: The fields a type reads besides 'type', 'value' and 'weight'.
+_OPTION_RULES: dict[str, dict[str, Callable[[Any], None]]] = {"number": {"tolerance": _tolerance}}
+_COMMON_KEYS = frozenset({"type", "value", "weight"})
+_OPTION_KEYS = frozenset(key for rules in _OPTION_RULES.values() for key in rules)
+
+
+def _kind(raw: Any) -> tuple[str, bool]:
+    """The type an assertion names, without its 'not-', and whether it is negated."""
     if not isinstance(raw, dict):
-        raise ValueError(f"an assertion must be an object, got {type(raw).__name__}")
-    unknown = set(raw) - _KNOWN_KEYS
-    if unknown:
-        raise ValueError(f"unknown assertion field(s): {', '.join(sorted(unknown))}")
+        raise ValueError(f"must be an object, got {type(raw).__name__}")
     name = raw.get("type")
     if not isinstance(name, str):
-        raise ValueError("an assertion needs a 'type'")
+        raise ValueError("needs a 'type'")
     negate = name.startswith("not-")
     kind = name[4:] if negate else name
     if kind == "llm-judge":
         raise ValueError("assertion type 'llm-judge' is not supported yet")
     if kind not in ASSERTION_TYPES:
         raise ValueError(f"unknown assertion type '{name}' (known: {', '.join(ASSERTION_TYPES)})")
-    if kind in _NEEDS_VALUE and "value" not in raw:
-        raise ValueError(f"assertion '{name}' needs a 'value'")
-    if "value" in raw:
-        _check_value(kind, raw["value"])
+    return kind, negate
+
+
+def _check_value(raw: dict[Any, Any], kind: str) -> None:
+    rule = _VALUE_RULES.get(kind)
+    if rule is None:
+        if "value" in raw:
+            raise ValueError(f"'{kind}' takes no 'value'")
+    elif "value" not in raw:
+        raise ValueError("needs a 'value'")
+    else:
+        rule(raw["value"])
+
+
+def _options(raw: dict[Any, Any], kind: str, extra: set[Any]) -> dict[str, Any]:
+    """The fields of ``extra`` (beyond 'type', 'value', 'weight'), checked as ``kind`` reads them."""
+    unknown = sorted(map(str, extra - _OPTION_KEYS))
+    if unknown:
+        raise ValueError(f"unknown assertion field(s): {', '.join(unknown)}")
+    rules = _OPTION_RULES.get(kind, {})
+    for key in sorted(extra):
+        if key not in rules:
+            raise ValueError(f"'{key}' is not read by '{kind}'")
+        rules[key](raw[key])
+    return {key: raw[key] for key in extra}
+
+
+def parse_assertion(raw: Any) -> Assertion:
+    """Validate one assertion as written in a suite; raise ``ValueError`` saying what is wrong."""
+    kind, negate = _kind(raw)
+    extra = raw.keys() - _COMMON_KEYS
+    options = _options(raw, kind, extra) if extra else {}
+    _check_value(raw, kind)
     weight = raw.get("weight", 1.0)
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
-        raise ValueError(f"assertion weight must be a number >= 0, got {weight!r}")
-    options = {"tolerance": raw["tolerance"]} if "tolerance" in raw else {}
+    if "weight" in raw and (not is_finite_number(weight) or weight < 0):
+        raise ValueError(f"'weight' must be a number >= 0, got {_shown(weight)}")
     return Assertion(kind, raw.get("value"), negate, float(weight), options)
 
 

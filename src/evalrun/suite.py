@@ -6,11 +6,14 @@ user fixes a broken suite in one pass rather than one error per run.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import difflib
 import hashlib
 import itertools
 import json
+import math
+import re
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -18,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .assertions import Assertion, is_finite_number, parse_assertion
-from .errors import SuiteError
+from .errors import ConfigError, SuiteError
 
 __all__ = ["Case", "SuiteError", "SuitePlan", "load_suites", "plan_suites"]
 
@@ -36,6 +39,15 @@ _CASE_KEYS = (
 )
 _ROLES = {"system", "user", "assistant", "tool", "developer"}
 _DEFAULT_CATEGORY = "default"
+#: The types a bare 'expected' can stand for: those whose value is one string.
+_IMPLIABLE = ("equals", "contains", "icontains", "starts-with", "regex")
+#: Lists and objects nest at most this deep in a case. The cache key, the request body and
+#: jsonschema handle a case's data recursively, deeper in the stack than the loader: far more
+#: than any real case needs, far less than would exhaust Python's recursion limit there.
+_MAX_DEPTH = 32
+_TOO_DEEP = f"nests lists and objects deeper than {_MAX_DEPTH} levels"
+_MAX_VALUES = 1_000_000
+_BUCKETS = 256  # of id digests, sorted one at a time to find duplicates
 
 
 @dataclass(frozen=True)
@@ -55,10 +67,14 @@ class Case:
 
 @dataclass
 class _Raw:
-    """A case as written, before validation, with where it was written."""
+    """A case as written, before validation, with where it was written.
+
+    ``screen``: whether the data may hold what JSON text cannot carry (see ``_Screen``); the JSON
+    readers tell from the raw text, which spares the walk to nearly every line."""
 
     data: Any
     where: str
+    screen: bool = True
 
 
 def _canonical(data: Any) -> str:
@@ -70,32 +86,51 @@ def _derived_id(data: Mapping[str, Any]) -> str:
     return "case-" + hashlib.sha256(_canonical(content).encode()).hexdigest()[:12]
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"invalid JSON: {name} is not a JSON value")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+
+
+def _decode(text: str) -> tuple[Any, str | None]:
+    """JSON text as (value, None), or (None, what is wrong)."""
+    try:
+        return _DECODER.decode(text), None
+    except json.JSONDecodeError as exc:
+        return None, f"invalid JSON: {exc.msg} (column {exc.colno})"
+    except ValueError as exc:
+        return None, str(exc)
+    except RecursionError:
+        return None, _TOO_DEEP
+
+
+def _suspect(text: str) -> bool:
+    """Whether decoded JSON text may need the screen: a \\uD800-\\uDFFF escape is the only way a
+    lone surrogate gets past strict UTF-8 decoding, and nesting cannot outgrow the brackets."""
+    escaped = "\\u" in text and ("\\ud" in text or "\\uD" in text)
+    return escaped or text.count("[") + text.count("{") >= _MAX_DEPTH
+
+
 def _read_jsonl(path: Path, handle: IO[str], problems: list[str]) -> Iterator[_Raw]:
     for number, line in enumerate(handle, start=1):
         if not line.strip() or line.lstrip().startswith("//"):
             continue
-        try:
-            yield _Raw(json.loads(line), f"{path}:{number}")
-        except json.JSONDecodeError as exc:
-            problems.append(f"{path}:{number}: invalid JSON: {exc.msg} (column {exc.colno})")
+        data, wrong = _decode(line)
+        if wrong is None:
+            yield _Raw(data, f"{path}:{number}", _suspect(line))
+        else:
+            problems.append(f"{path}:{number}: {wrong}")
 
 
 def _read_yaml(path: Path, handle: IO[str], problems: list[str]) -> Iterator[_Raw]:
     import yaml  # here: 15 ms of start-up, and most suites are JSON lines
 
     loader = yaml.SafeLoader(handle.read())
-    try:
-        root = loader.get_single_node()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        problems.append(f"{path}:{line}: invalid YAML: {getattr(exc, 'problem', exc)}")
-        return
-    finally:
-        loader.dispose()
+    root = _yaml_root(path, loader, problems)
     if root is None:
         return
-    defaults: dict[str, Any] = {}
+    defaults: Any = {}
     items = root
     if isinstance(root, yaml.MappingNode):
         top = {k.value: v for k, v in root.value}
@@ -108,17 +143,59 @@ def _read_yaml(path: Path, handle: IO[str], problems: list[str]) -> Iterator[_Ra
             return
         defaults_node = top.get("defaults")
         if defaults_node is not None:
-            defaults = loader.construct_object(defaults_node, deep=True) or {}
-            if not isinstance(defaults, dict):
-                problems.append(f"{path}:{defaults_node.start_mark.line + 1}: 'defaults' must be a mapping")
+            defaults, wrong = _construct(loader, defaults_node)
+            wrong = wrong or _defaults_problem(defaults)
+            if wrong is not None:
+                problems.append(f"{path}:{defaults_node.start_mark.line + 1}: {wrong}")
                 return
         items = top["cases"]
     if not isinstance(items, yaml.SequenceNode):
         problems.append(f"{path}:{items.start_mark.line + 1}: expected a list of cases")
         return
     for node in items.value:
-        data = loader.construct_object(node, deep=True)
-        yield _Raw(_merge_defaults(defaults, data), f"{path}:{node.start_mark.line + 1}")
+        data, wrong = _construct(loader, node)
+        if wrong is None:
+            yield _Raw(_merge_defaults(defaults or {}, data), f"{path}:{node.start_mark.line + 1}")
+        else:
+            problems.append(f"{path}:{node.start_mark.line + 1}: {wrong}")
+
+
+def _yaml_root(path: Path, loader: Any, problems: list[str]) -> Any:
+    """The document's node; None when it is empty or wrong (then ``problems`` says why)."""
+    import yaml
+
+    try:
+        return loader.get_single_node()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        problems.append(f"{path}:{line}: invalid YAML: {getattr(exc, 'problem', exc)}")
+    except RecursionError:  # PyYAML composes nodes recursively
+        problems.append(f"{path}:{loader.line + 1}: {_TOO_DEEP}")
+    finally:
+        loader.dispose()
+    return None
+
+
+def _construct(loader: Any, node: Any) -> tuple[Any, str | None]:
+    """A node's value, or what is wrong with it: PyYAML raises on an unknown tag or an impossible
+    date (a ``ValueError``), and recurses as deep as the nesting goes."""
+    import yaml
+
+    try:
+        return loader.construct_object(node, deep=True), None
+    except yaml.YAMLError as exc:
+        return None, f"invalid YAML: {getattr(exc, 'problem', exc)}"
+    except ValueError as exc:
+        return None, f"invalid YAML value: {exc}"
+    except RecursionError:
+        return None, _TOO_DEEP
+
+
+def _defaults_problem(defaults: Any) -> str | None:
+    if defaults is not None and not isinstance(defaults, dict):
+        return "'defaults' must be a mapping"
+    return _flaw_message(defaults or {})
 
 
 def _merge_defaults(defaults: Mapping[str, Any], data: Any) -> Any:
@@ -132,26 +209,103 @@ def _merge_defaults(defaults: Mapping[str, Any], data: Any) -> Any:
     return merged
 
 
+_CSV_JSON_COLUMNS = ("assert", "params", "metadata", "messages")
+
+
 def _read_csv(path: Path, handle: IO[str], problems: list[str]) -> Iterator[_Raw]:
     reader = csv.DictReader(handle)
-    for row in reader:
-        data: dict[str, Any] = {k: v for k, v in row.items() if k and v not in (None, "")}
-        where = f"{path}:{reader.line_num}"
-        for key in ("assert", "params", "metadata", "messages"):
-            if key in data:
-                try:
-                    data[key] = json.loads(data[key])
-                except json.JSONDecodeError as exc:
-                    problems.append(f"{where}: column '{key}' is not valid JSON: {exc.msg}")
-        if "threshold" in data:
-            try:
-                data["threshold"] = float(data["threshold"])
-            except ValueError:
-                problems.append(f"{where}: column 'threshold' is not a number")
-        yield _Raw(data, where)
+    try:
+        for row in reader:
+            data: dict[str, Any] = {k: v for k, v in row.items() if k and v not in (None, "")}
+            where = f"{path}:{reader.line_num}"
+            texts = [data[key] for key in _CSV_JSON_COLUMNS if key in data]
+            wrong = _decode_columns(data)
+            if wrong:
+                problems.extend(f"{where}: {w}" for w in wrong)
+            else:
+                yield _Raw(data, where, any(map(_suspect, texts)))
+    except csv.Error as exc:  # a field past the csv module's limit (128 KiB)
+        # line_num counts the lines of the rows read whole: the failing row starts on the next
+        problems.append(f"{path}:{reader.line_num + 1}: invalid CSV: {exc}")
+
+
+def _decode_columns(data: dict[str, Any]) -> list[str]:
+    """Decode, in place, the columns that hold JSON or a number; say what is wrong with them."""
+    wrong = []
+    for key in _CSV_JSON_COLUMNS:
+        if key in data:
+            data[key], problem = _decode(data[key])
+            if problem is not None:
+                wrong.append(f"column '{key}': {problem}")
+    if "threshold" in data:
+        try:
+            data["threshold"] = float(data["threshold"])
+        except ValueError:
+            wrong.append("column 'threshold' is not a number")
+    return wrong
 
 
 _READERS = {".jsonl": _read_jsonl, ".json": _read_jsonl, ".yaml": _read_yaml, ".yml": _read_yaml, ".csv": _read_csv}
+
+
+class _Screen:
+    """One walk over a case for what cannot travel as JSON text: see ``_scalar_flaw``, a key that
+    is not a string, lists and objects nested past ``_MAX_DEPTH``, or more than ``_MAX_VALUES``
+    values in all (a few lines of YAML aliases, which share objects, expand to billions)."""
+
+    def __init__(self) -> None:
+        self.left = _MAX_VALUES
+
+    def flaw(self, value: Any, depth: int) -> tuple[str, list[str]] | None:
+        """What is wrong in ``value`` (at ``depth``), and the path to it (``.key``, ``[index]``),
+        innermost first."""
+        self.left -= 1
+        if self.left < 0:
+            return f"takes the case past {_MAX_VALUES} values (YAML aliases repeat what they name)", []
+        if not isinstance(value, (dict, list)):
+            what = _scalar_flaw(value)
+            return None if what is None else (what, [])
+        if depth > _MAX_DEPTH:
+            return _TOO_DEEP, []
+        items: Iterable[tuple[Any, Any]] = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            what = _key_flaw(key) if isinstance(value, dict) else None
+            found = (what, []) if what is not None else self.flaw(item, depth + 1)
+            if found is not None:
+                found[1].append(f".{key}" if isinstance(value, dict) else f"[{key}]")
+                return found
+        return None
+
+
+def _scalar_flaw(value: Any) -> str | None:
+    """A lone surrogate, which no UTF-8 encoder takes (the cache key, results and stderr all
+    encode); a number that is not finite; a type JSON has no word for (YAML's dates, sets, binary)."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError as exc:  # strict UTF-8 refuses only surrogates
+            return f"holds \\u{ord(value[exc.start]):04x}, a lone surrogate, which is not text"
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"is {value}, not a finite number"
+    if value is None or isinstance(value, int):
+        return None
+    return f"is a {type(value).__name__}, which JSON cannot hold (quote it)"
+
+
+def _key_flaw(key: Any) -> str | None:
+    return _scalar_flaw(key) if isinstance(key, str) else f"is a key of type {type(key).__name__}, not a string"
+
+
+def _flaw_message(data: Mapping[str, Any]) -> str | None:
+    """What ``_Screen`` finds in a case, as one line naming the field (``'messages[0].content' ...``)."""
+    found = _Screen().flaw(data, 1)
+    if found is None:
+        return None
+    what, path = found
+    path.reverse()
+    shown = "".join(path[:3]).removeprefix(".")
+    return f"'{shown}{'…' if len(path) > 3 else ''}' {what}"
 
 
 def _unknown_key_message(key: str) -> str:
@@ -196,7 +350,7 @@ def _field_errors(data: Mapping[str, Any]) -> list[str]:
     for name in ("id", "category", "system"):
         if name in data and (not isinstance(data[name], str) or not data[name].strip()):
             errors.append(f"'{name}' must be a non-empty string")
-    if "expected" in data and not isinstance(data["expected"], (str, int, float)):
+    if "expected" in data and not (isinstance(data["expected"], str) or is_finite_number(data["expected"])):
         errors.append("'expected' must be a string or a number")
     if "params" in data:
         errors.extend(_validate_params(data["params"]))
@@ -212,7 +366,8 @@ def _field_errors(data: Mapping[str, Any]) -> list[str]:
 
 def _assertions(data: Mapping[str, Any], default_assert: str) -> tuple[list[Assertion], list[str]]:
     raw = data.get("assert")
-    if raw is None:
+    implied = raw is None
+    if implied:
         raw = [{"type": default_assert, "value": str(data["expected"])}] if "expected" in data else []
     if not isinstance(raw, list):
         return [], ["'assert' must be a list of assertions"]
@@ -221,14 +376,22 @@ def _assertions(data: Mapping[str, Any], default_assert: str) -> tuple[list[Asse
         try:
             parsed.append(parse_assertion(item))
         except ValueError as exc:
-            errors.append(f"assert[{i}]: {exc}")
+            errors.append(f"{f'expected (as {default_assert})' if implied else _assertion_label(i, item)}: {exc}")
     return parsed, errors
+
+
+def _assertion_label(index: int, item: Any) -> str:
+    kind = item.get("type") if isinstance(item, dict) else None
+    return f"assertion {index + 1}" + (f" ({kind})" if isinstance(kind, str) else "")
 
 
 def _build_case(raw: _Raw, default_assert: str) -> tuple[Case | None, list[str]]:
     data = raw.data
     if not isinstance(data, dict):
         return None, [f"{raw.where}: a case must be an object, got {type(data).__name__}"]
+    flaw = _flaw_message(data) if raw.screen else None
+    if flaw is not None:  # before anything quotes a field back to the user
+        return None, [f"{raw.where}: {flaw}"]
     errors = _field_errors(data)
     assertions, assertion_errors = _assertions(data, default_assert) if not errors else ([], [])
     errors += assertion_errors
@@ -263,38 +426,64 @@ def _read(path: Path, problems: list[str]) -> Iterator[_Raw]:
     except OSError as exc:
         problems.append(f"{path}:1: cannot read: {exc.strerror or exc}")
     except UnicodeDecodeError:
-        problems.append(f"{path}:1: not UTF-8 text")
+        problems.append(f"{path}:{_undecodable_line(path)}: not UTF-8 text")
 
 
-def _built(paths: tuple[str, ...], default_assert: str, problems: list[str]) -> Iterator[tuple[Case, str]]:
+def _undecodable_line(path: Path) -> int:
+    """The line of a file's first byte that is not UTF-8: the text reader decodes ahead of the
+    line it hands out, so its error cannot say."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 16), b""):
+            pending = len(decoder.getstate()[0])  # bytes of a character the last chunk split
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                return line + chunk.count(b"\n", 0, max(exc.start - pending, 0))
+            line += chunk.count(b"\n")
+    return line
+
+
+def _built(paths: tuple[str, ...], default_assert: str, problems: list[str]) -> Iterator[tuple[Case, _Raw]]:
     for path in map(Path, paths):
         for raw in _read(path, problems):
             case, errors = _build_case(raw, default_assert)
             problems.extend(errors)
             if case is not None:
-                yield case, raw.where
+                yield case, raw
 
 
 def _digest(case_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(case_id.encode(), digest_size=8).digest(), "little")
 
 
-def _repeated(digests: array[int]) -> set[int]:
-    ordered = sorted(digests)
-    return {a for a, b in itertools.pairwise(ordered) if a == b}
+def _repeated(buckets: list[array[int]]) -> set[int]:
+    """The digests seen more than once. Sorted a bucket at a time: one sorted list of them all
+    would hold a Python int a case, five times the 8 bytes the arrays keep."""
+    repeated: set[int] = set()
+    for bucket in buckets:
+        repeated.update(a for a, b in itertools.pairwise(sorted(bucket)) if a == b)
+    return repeated
 
 
 def _duplicate_problems(paths: tuple[str, ...], default_assert: str, repeated: set[int]) -> list[str]:
     """Second pass, only when the first found a repeated id: say where each copy stands."""
     first_seen: dict[str, str] = {}
     problems: list[str] = []
-    for case, where in _built(paths, default_assert, []):
+    for case, raw in _built(paths, default_assert, []):
         if _digest(case.id) not in repeated:
             continue
-        if case.id in first_seen:
-            problems.append(f"{where}: duplicate id '{case.id}' (first at {first_seen[case.id]})")
-        else:
-            first_seen[case.id] = where
+        first = first_seen.get(case.id)
+        if first is None:
+            first_seen[case.id] = raw.where
+            continue
+        if "id" in raw.data:
+            problems.append(f"{raw.where}: duplicate id '{case.id}' (first at {first})")
+        else:  # the id is a hash the user never wrote: name the lines instead
+            file, _, line = first.rpartition(":")
+            same = f"line {line}" if raw.where.rpartition(":")[0] == file else first
+            problems.append(f"{raw.where}: the same case as {same} (cases without an id are named by their content)")
     return problems
 
 
@@ -330,26 +519,45 @@ def plan_suites(
     default_assert: str = "equals",
     select: Callable[[Case], bool] | None = None,
     limit: int | None = None,
+    each: Callable[[Case], object] | None = None,
 ) -> SuitePlan:
-    """Validate suites and size the selection; raise ``SuiteError`` listing every problem."""
+    """Validate suites and size the selection; raise ``SuiteError`` listing every problem.
+
+    ``each`` sees every valid case as it is read, selected or not, so a caller can tally what
+    it needs without keeping the cases."""
+    if default_assert not in _IMPLIABLE:
+        raise ConfigError(
+            f"--default-assert/default_assert: '{default_assert}' cannot stand for a bare 'expected'"
+            f" (use {', '.join(_IMPLIABLE)})"
+        )
     names = tuple(map(str, paths))
     problems: list[str] = []
-    digests: array[int] = array("Q")
+    buckets: list[array[int]] = [array("Q") for _ in range(_BUCKETS)]
     categories: dict[str, int] = {}
     total = 0
     for case, _ in _built(names, default_assert, problems):
-        digests.append(_digest(case.id))
+        digest = _digest(case.id)
+        buckets[digest % _BUCKETS].append(digest)
+        if each is not None:
+            each(case)
         if (select is None or select(case)) and (limit is None or total < limit):
             total += 1
             categories[case.category] = categories.get(case.category, 0) + 1
-    repeated = _repeated(digests)
+    repeated = _repeated(buckets)
     if repeated:
         problems.extend(_duplicate_problems(names, default_assert, repeated))
-    if not digests and not problems:
+    if not any(buckets) and not problems:
         problems.append(f"{', '.join(names)}:1: no cases found")
     if problems:
-        raise SuiteError(problems)
+        raise SuiteError([_one_line(problem) for problem in problems])
     return SuitePlan(names, default_assert, total, categories, select, limit)
+
+
+def _one_line(problem: str) -> str:
+    """A problem as one printable line, whatever the user's text quoted in it holds (a key, an
+    id or a file name may hold a line break, a terminal escape or a lone surrogate)."""
+    text = problem.encode("utf-8", "backslashreplace").decode("utf-8")
+    return re.sub("[\x00-\x1f\x7f]", lambda match: repr(match.group())[1:-1], text)
 
 
 def load_suites(paths: Iterable[str | Path], default_assert: str = "equals") -> list[Case]:

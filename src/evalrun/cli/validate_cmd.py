@@ -16,14 +16,18 @@ def validate_command(
     """Check suites: every problem as file:line, exit 2 if any."""
     from collections import Counter
 
-    from ..suite import load_suites
+    from ..suite import Case, plan_suites
+
+    assertions: Counter[str] = Counter()
+
+    def tally(case: Case) -> None:  # streamed: a suite of millions of cases is never held
+        assertions.update(a.name for a in case.assertions)
 
     with user_errors():
-        cases = load_suites(suites, default_assert)
-    categories = Counter(case.category for case in cases)
-    assertions = Counter(a.name for case in cases for a in case.assertions)
+        plan = plan_suites(suites, default_assert, each=tally)
+    categories = plan.categories
     typer.echo(
-        f"ok: {len(cases)} cases in {len(categories)} categories "
+        f"ok: {plan.total} cases in {len(categories)} categories "
         f"({', '.join(f'{k} {v}' for k, v in sorted(categories.items()))})"
     )
     typer.echo(f"assertions: {', '.join(f'{k} {v}' for k, v in sorted(assertions.items()))}")
