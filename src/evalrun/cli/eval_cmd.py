@@ -86,7 +86,7 @@ def eval_command(
     config: Annotated[str | None, typer.Option(help="Config file (default: ./config.toml).")] = None,
 ) -> None:
     """Run evaluation suites against a provider. Exit 0 pass, 1 below threshold, 2 bad input,
-    3 too many provider errors, 124 timeout, 130 interrupted."""
+    3 too many provider errors, 124 timeout, 130 interrupted, 143 terminated."""
     from ..display import make_display
     from ..display.eval_tables import print_outcome
     from ..interrupts import Stopped, stops_on_signals

@@ -18,8 +18,8 @@ __all__ = ["write_reports"]
 def _write_json(handle: IO[str], run: RunInfo, summary: Summary, spool: CaseSpool) -> None:
     head = json.dumps({"schema": SCHEMA_VERSION, "run": run, "summary": summary}, ensure_ascii=False, indent=1)
     handle.write(head[:-2] + ',\n "cases": [')
-    for i, record in enumerate(spool.records()):
-        handle.write(("\n  " if i == 0 else ",\n  ") + json.dumps(record, ensure_ascii=False))
+    for i, line in enumerate(spool.lines()):  # already JSON: copied, not decoded and encoded again
+        handle.write(("\n  " if i == 0 else ",\n  ") + line)
     handle.write("\n ]\n}\n")
 
 

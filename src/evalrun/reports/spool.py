@@ -41,12 +41,16 @@ class CaseSpool:
         self._file.write(_encode(result.to_dict()) + "\n")
         self.count += 1
 
-    def records(self) -> Iterator[dict[str, Any]]:
+    def lines(self) -> Iterator[str]:
+        """Every record as its JSON text (without the newline): what results.json copies as is."""
         self._file.flush()
         self._file.seek(0)
         self._reading = True
         for line in self._file:
-            yield json.loads(line)
+            yield line[:-1]
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        return map(json.loads, self.lines())
 
     def close(self) -> None:
         self._file.close()

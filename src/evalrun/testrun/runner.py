@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError
 from ..events import Event, Observer, RunFinished, RunStarted, TestsReplayed
 from ..exitcodes import ExitCode
+from ..interrupts import exit_code_of_signal
 from ..schema import RunKind, RunState, TestOutcome, TestResultsDocument
 from ..settings import TestSettings, load_test_settings
 from ..watch import Watched
@@ -127,6 +128,8 @@ class _Stopper:
     next_at: float = 0.0
     level: int = 0
     killed: set[int] = field(default_factory=set)
+    #: The signal that stopped the run, when one did (SIGTERM exits 143, Ctrl-C 130).
+    signum: int | None = None
 
     def _signal(self, number: int) -> None:
         if number != signal.SIGINT:  # SIGINT asks; the others end whatever they reach
@@ -298,7 +301,8 @@ class TestRunner(Watched):
         if stopper.reason == RunState.TIMEOUT:
             return RunState.TIMEOUT, f"timeout of {self.settings.timeout:g} s reached", int(ExitCode.TIMEOUT)
         if stopper.reason == RunState.INTERRUPTED:
-            return RunState.INTERRUPTED, "interrupted", int(ExitCode.INTERRUPTED)
+            code = exit_code_of_signal(stopper.signum) if stopper.signum else ExitCode.INTERRUPTED
+            return RunState.INTERRUPTED, "interrupted", int(code)
         status = progress.exit_status
         if status is None and returncode in _EXIT_MEANINGS and not progress.started:
             # pytest gave up before any test began (a conftest that fails to import, an unknown
@@ -328,6 +332,7 @@ def _signals_to(stopper: _Stopper, enabled: bool) -> Iterator[None]:
         return
 
     def handle(number: int, frame: FrameType | None) -> None:
+        stopper.signum = stopper.signum or number
         stopper.stop(RunState.INTERRUPTED)
 
     previous = {number: signal.signal(number, handle) for number in (signal.SIGINT, signal.SIGTERM)}
