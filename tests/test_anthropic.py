@@ -67,7 +67,7 @@ def run_call(
     policy = CallPolicy(concurrency=2, retries=retries, retry_base_delay=0.001)
 
     async def go() -> tuple[ChatResponse, int] | ProviderError:
-        async with open_registered(_profile(fake.url, options), key, ClientOptions(5)) as provider:
+        async with open_registered(_profile(fake.url, options), key, ClientOptions(request_timeout=5)) as provider:
             client, holder = ModelClient(provider, policy, lambda event: events.append(event)), object()
             try:
                 await client.acquire(holder)

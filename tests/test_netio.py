@@ -98,7 +98,9 @@ def tls_server(certificate: tuple[Path, Path]) -> Iterator[int]:
 
 def _send(port: int, calls: int = 1, scheme: str = "https", pause: float = 0.0) -> list[Reply]:
     async def go() -> list[Reply]:
-        provider = HttpProvider(DIALECT, {"name": "t"}, f"{scheme}://127.0.0.1:{port}/v1", "k", ClientOptions(5))
+        provider = HttpProvider(
+            DIALECT, {"name": "t"}, f"{scheme}://127.0.0.1:{port}/v1", "k", ClientOptions(request_timeout=5)
+        )
         replies = []
         try:
             for _ in range(calls):

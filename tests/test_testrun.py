@@ -164,7 +164,9 @@ def test_timeout_escalates_to_kill_when_sigint_is_not_enough(tmp_path: Path) -> 
     )
     started = time.monotonic()
     done = evalrun_test(root, "--timeout", "5", "--grace", "1")  # 5 s: the test must have begun
-    assert done.returncode == 124 and time.monotonic() - started < 5 + 1 + 2 + 4
+    # The test ignores SIGINT for 600 s: only the escalation to SIGTERM ends it this soon (the
+    # bound is loose, for a busy machine; without escalation it would take ten minutes).
+    assert done.returncode == 124 and time.monotonic() - started < 40
     assert results(root)["in_flight"] == ["test_stubborn.py::test_ignores_sigint"]
 
 

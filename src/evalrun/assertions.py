@@ -15,7 +15,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ASSERTION_TYPES", "Assertion", "Check", "parse_assertion", "score_case"]
+__all__ = ["ASSERTION_TYPES", "IMPLIABLE", "Assertion", "Check", "parse_assertion", "score_case"]
+
+#: The assertions a bare ``expected`` can stand for (``default_assert``): those that take one text.
+IMPLIABLE = ("equals", "contains", "icontains", "starts-with", "regex")
 
 
 @dataclass(frozen=True)

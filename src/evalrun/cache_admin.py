@@ -49,11 +49,14 @@ async def store_stats(settings: Settings) -> StoreStats:
 
 async def clear_store(settings: Settings) -> Cleared:
     """Empty the store; one that cannot be cleared (damaged, full) has its files removed, and an
-    empty store is opened in their place, so that what is left is a working cache."""
+    empty store is opened in their place, so that what is left is a working cache. One that is
+    busy (locked by another run) is left alone."""
     try:
         async with opened_store(settings) as store:
             return Cleared(await store.clear())
     except CacheUnavailable as fault:
+        if fault.busy:  # in use by another run: its files are sound, and removing them would break it
+            raise
         discard_store(settings.cache_dir)
         async with opened_store(settings):
             return Cleared(0, repaired=fault)

@@ -258,14 +258,23 @@ class Fanout:
     The ``essential`` ones (the metrics and the spool behind the reports) are the run's own: an
     error there is evalrun's bug and stops the run. The ``guarded`` ones (the event log, displays,
     subscribers, progress callbacks) are extras: one that raises is dropped with a ``RunWarning``
-    to the others, and the run and its results go on without it.
+    to the others, and the run and its results go on without it. With ``scrub``, every event's
+    free text is scrubbed (``redacted``) before anyone sees it, the warnings of its own included.
     """
 
-    def __init__(self, essential: Iterable[Observer], guarded: Iterable[Observer] = ()) -> None:
+    def __init__(
+        self,
+        essential: Iterable[Observer],
+        guarded: Iterable[Observer] = (),
+        scrub: Callable[[str], str] | None = None,
+    ) -> None:
         self._essential = tuple(essential)
         self._guarded = list(guarded)
+        self._scrub = scrub
 
     def __call__(self, event: Event) -> None:
+        if self._scrub is not None:
+            event = redacted(event, self._scrub)
         for observer in self._essential:
             observer(event)
         failed = []
@@ -274,8 +283,9 @@ class Fanout:
                 observer(event)
             except Exception as error:  # whatever an extra does wrong, the run goes on
                 failed.append((observer, error))
-        for observer, problem in failed:
+        for observer, _ in failed:  # all gone before any warning: one may fail on it too
             self._guarded.remove(observer)
+        for observer, problem in failed:
             name = getattr(observer, "__qualname__", type(observer).__qualname__)
             self(RunWarning(f"{name} failed on {event_name(event)} ({problem!r}); it is no longer called"))
 
@@ -284,11 +294,14 @@ def redacted(event: Event, scrub: Callable[[str], str]) -> Event:
     """``event`` with every free text that a server, an exception or a scorer wrote passed through
     ``scrub`` (which masks the API key): the one place such text leaves the run."""
     if isinstance(event, TaskFinished) and event.result.error:
-        return replace(event, result=replace(event.result, error=scrub(event.result.error)))
+        error = scrub(event.result.error)
+        return event if error == event.result.error else replace(event, result=replace(event.result, error=error))
     if isinstance(event, RetryScheduled):
-        return replace(event, reason=scrub(event.reason))
+        reason = scrub(event.reason)
+        return event if reason == event.reason else replace(event, reason=reason)
     if isinstance(event, (RunFinished, RunWarning)) and event.message:
-        return replace(event, message=scrub(event.message))
+        message = scrub(event.message)
+        return event if message == event.message else replace(event, message=message)
     return event
 
 

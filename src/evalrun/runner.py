@@ -11,6 +11,7 @@ reports. It holds no display code, so a notebook and the CLI run the same thing:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import signal
@@ -103,13 +104,14 @@ class Runner(Watched):
         self._env = os.environ if env is None else env
         self._scorer = scorer or AssertionScorer()
         self._plan: SuitePlan | None = None
-        self._begun = time.monotonic()
+        self._checked_in = 0.0  # seconds prepare() took: they count against the run's timeout
+        self._begun = 0.0
 
     def prepare(self) -> SuitePlan:
         """Everything that can fail before a request: API key, suites, selection, paths. Idempotent.
         The run's ``timeout`` counts from here: checking a large suite is part of the run."""
         if self._plan is None:
-            self._begun = time.monotonic()
+            begun = time.monotonic()
             settings = self.settings
             settings.profile().api_key(self._env)
             select = case_selector(settings.categories, settings.filter)
@@ -118,6 +120,7 @@ class Runner(Watched):
                 raise ConfigError("no case matches the --category/--filter/--limit given")
             _check_writable(settings)
             self._plan = plan
+            self._checked_in = time.monotonic() - begun
         return self._plan
 
     def run_sync(self, handle_signals: bool = False) -> RunResult:
@@ -128,6 +131,7 @@ class Runner(Watched):
         reports. A signal stops the calls; the reports of what finished are still written, and
         further signals while they are do not cut them short."""
         plan = self.prepare()
+        self._begun = time.monotonic() - self._checked_in  # the run's clock, the check included
         if not handle_signals:
             return await self._run_with_provider(plan, None)
         stop, failure = _SignalStop(), None
@@ -150,7 +154,7 @@ class Runner(Watched):
         settings = self.settings
         profile = settings.profile()
         secret = profile.api_key(self._env)
-        client = ClientOptions(settings.request_timeout, settings.max_response_bytes)
+        client = ClientOptions(request_timeout=settings.request_timeout, max_response_bytes=settings.max_response_bytes)
         warnings = _Warnings()
         store = _open_store(settings, warnings)
         try:
@@ -158,7 +162,8 @@ class Runner(Watched):
                 responses = ResponseCache(store, settings.cache, settings.cache_ttl, warn=warnings)
                 async with responses.writing() as cache:
                     result = await self._run_engine(plan, provider, cache, _Context(stop, warnings, secret))
-                result.provider_stats = await provider.server_stats()
+                with contextlib.suppress(Exception):  # a nicety: its server may be gone (SIGTERM to the group)
+                    result.provider_stats = await provider.server_stats()
         finally:
             if store is not None:
                 await store.aclose()
@@ -173,7 +178,7 @@ class Runner(Watched):
         started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         models = settings.model_names()
         per_case = len(models) * settings.repeat
-        scrub_key = functools.partial(scrub, secret=context.secret)
+        scrub_key = functools.partial(scrub, secret=context.secret) if context.secret else None
         with self._observing([metrics, spool], metrics.progress, settings.events, scrub_key) as emit:
             client = ModelClient(provider, call_policy(settings), emit)
             options = engine_options(settings, self._remaining())

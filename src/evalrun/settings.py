@@ -22,6 +22,7 @@ from dataclasses import Field, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from .assertions import IMPLIABLE
 from .errors import ConfigError
 from .providers.profiles import BUILTIN_PROFILES, ProviderProfile
 from .providers.registry import KINDS, check_profile, own_profile_keys
@@ -187,7 +188,7 @@ class Settings:
     limit: int | None = _setting(None, _integer, check=_positive)
     min_pass_rate: float = _setting(1.0, _number, check=_fraction)
     max_errors: int = _setting(0, _integer, check=_at_least(0))
-    default_assert: str = _setting("equals", _text)
+    default_assert: str = _setting("equals", _choice(*IMPLIABLE))
     output: str | None = _setting(None, _text)
     junit: str | None = _setting(None, _text)
     summary_md: str | None = _setting(None, _text)

@@ -13,15 +13,14 @@ import hashlib
 import itertools
 import json
 import math
-import re
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from .assertions import Assertion, is_finite_number, parse_assertion
-from .errors import ConfigError, SuiteError
+from .assertions import IMPLIABLE, Assertion, is_finite_number, parse_assertion
+from .errors import ConfigError, SuiteError, printable_line
 
 __all__ = ["Case", "SuiteError", "SuitePlan", "load_suites", "plan_suites"]
 
@@ -40,7 +39,6 @@ _CASE_KEYS = (
 _ROLES = {"system", "user", "assistant", "tool", "developer"}
 _DEFAULT_CATEGORY = "default"
 #: The types a bare 'expected' can stand for: those whose value is one string.
-_IMPLIABLE = ("equals", "contains", "icontains", "starts-with", "regex")
 #: Lists and objects nest at most this deep in a case. The cache key, the request body and
 #: jsonschema handle a case's data recursively, deeper in the stack than the loader: far more
 #: than any real case needs, far less than would exhaust Python's recursion limit there.
@@ -525,10 +523,10 @@ def plan_suites(
 
     ``each`` sees every valid case as it is read, selected or not, so a caller can tally what
     it needs without keeping the cases."""
-    if default_assert not in _IMPLIABLE:
+    if default_assert not in IMPLIABLE:
         raise ConfigError(
             f"--default-assert/default_assert: '{default_assert}' cannot stand for a bare 'expected'"
-            f" (use {', '.join(_IMPLIABLE)})"
+            f" (use {', '.join(IMPLIABLE)})"
         )
     names = tuple(map(str, paths))
     problems: list[str] = []
@@ -549,15 +547,8 @@ def plan_suites(
     if not any(buckets) and not problems:
         problems.append(f"{', '.join(names)}:1: no cases found")
     if problems:
-        raise SuiteError([_one_line(problem) for problem in problems])
+        raise SuiteError([printable_line(problem) for problem in problems])
     return SuitePlan(names, default_assert, total, categories, select, limit)
-
-
-def _one_line(problem: str) -> str:
-    """A problem as one printable line, whatever the user's text quoted in it holds (a key, an
-    id or a file name may hold a line break, a terminal escape or a lone surrogate)."""
-    text = problem.encode("utf-8", "backslashreplace").decode("utf-8")
-    return re.sub("[\x00-\x1f\x7f]", lambda match: repr(match.group())[1:-1], text)
 
 
 def load_suites(paths: Iterable[str | Path], default_assert: str = "equals") -> list[Case]:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .eventlog import JsonLinesLog
-from .events import Event, Fanout, Observer, redacted
+from .events import Fanout, Observer
 from .progress import Throttle
 from .reports.files import UNWRITABLE
 from .schema import ProgressDict
@@ -55,12 +55,4 @@ class Watched:
                 extras.append(JsonLinesLog(log))
             extras += self._observers
             extras += [Throttle(snapshot, callback, every) for callback, every in self._progress_callbacks]
-            fanout = Fanout(own, extras)
-            if scrub is None:
-                yield fanout
-                return
-
-            def scrubbed(event: Event) -> None:
-                fanout(redacted(event, scrub))
-
-            yield scrubbed
+            yield Fanout(own, extras, scrub)

@@ -449,3 +449,22 @@ def test_a_run_over_a_cache_it_cannot_open_answers_every_case(
     cache, cases = tmp_path / "answers", arithmetic_cases(20)
     fault(cache)
     assert_every_case_answered_with_one_warning(run_eval(tmp_path, cache, cases), tmp_path, cache, reason, cases)
+
+
+def test_cache_clear_leaves_a_cache_another_run_holds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import evalrun.cache_admin as admin
+    from evalrun.settings import load_settings
+
+    cache = tmp_path / "cache"
+    populate(cache)
+
+    def locked(where: str) -> Any:  # what a long write of another process looks like (a 60 s wait, skipped)
+        raise CacheUnavailable(where, "database is locked", busy=True)
+
+    monkeypatch.setattr(admin, "open_store", locked)
+    settings = load_settings(env={}, cache_dir=str(cache))
+    with pytest.raises(CacheUnavailable, match="locked"):
+        anyio.run(admin.clear_store, settings)
+    monkeypatch.undo()
+    stats = evalrun(tmp_path, "cache", "stats", "--cache-dir", str(cache))
+    assert stats.returncode == 0 and " 0 entries" not in stats.stdout  # its entries are all still there

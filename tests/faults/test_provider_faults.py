@@ -13,6 +13,8 @@ import gzip
 import json
 import threading
 import time
+import tracemalloc
+import zlib
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -181,6 +183,39 @@ def test_an_answer_without_content_is_malformed_retried_then_an_error(
     assert len(server.heads) == 3
 
 
+@pytest.mark.parametrize(
+    ("dialect", "body", "why"),
+    [
+        (DIALECT, {"choices": [{"message": {"content": None}, "finish_reason": "length"}]}, "finish_reason: length"),
+        (
+            DIALECT,
+            {"choices": [{"message": {"content": None}, "finish_reason": "content_filter"}]},
+            "finish_reason: content_filter",
+        ),
+        (
+            AnthropicDialect(),
+            {"content": [{"type": "thinking", "thinking": "…"}], "stop_reason": "max_tokens"},
+            "max_tokens",
+        ),
+    ],
+    ids=["openai-length", "openai-filter", "anthropic-max-tokens"],
+)
+def test_no_content_for_a_stated_reason_is_an_error_without_a_retry(
+    serve: Callable[[Handler], Loopback], dialect: Dialect, body: dict[str, Any], why: str
+) -> None:
+    server = serve(answering(http(json.dumps(body).encode())))
+    error = call(server.url, retries=2, dialect=dialect)
+    assert isinstance(error, ProviderError) and error.attempts == 1 and len(server.heads) == 1
+    assert str(error).startswith("no answer: ") and why in str(error)
+
+
+def test_an_anthropic_refusal_without_text_is_an_answer_and_is_kept(serve: Callable[[Handler], Loopback]) -> None:
+    server = serve(answering(http(json.dumps({"content": [], "stop_reason": "refusal"}).encode())))
+    outcome = call(server.url, retries=2, dialect=AnthropicDialect())
+    assert not isinstance(outcome, ProviderError)
+    assert (outcome[0].text, outcome[1]) == ("", 1) and "refusal" in (outcome[0].refusal or "")
+
+
 def test_a_malformed_answer_then_a_real_one_is_the_real_one(serve: Callable[[Handler], Loopback]) -> None:
     server = serve(answering(http(_answer({"content": None})), http(ANSWER)))
     outcome = call(server.url, retries=2)
@@ -297,11 +332,30 @@ def test_the_cap_counts_a_chunked_body_to_the_byte(
         assert not isinstance(outcome, ProviderError) and outcome[0].text == "5"
 
 
+def _gzip_bomb(megabytes: int) -> bytes:
+    """``megabytes`` MB of zeros, gzipped a block at a time (the test never holds them inflated)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: the gzip container
+    block = bytes(1024 * 1024)
+    return b"".join(packer.compress(block) for _ in range(megabytes)) + packer.flush()
+
+
 def test_a_body_compressed_regardless_is_capped_as_it_inflates(serve: Callable[[Handler], Loopback]) -> None:
-    server = serve(answering(http(gzip.compress(_big()), headers="content-encoding: gzip\r\n")))
-    with pytest.raises(ProviderError, match="response too large"):
-        send(server.url, max_bytes=MB)
+    server = serve(answering(http(_gzip_bomb(400), headers="content-encoding: gzip\r\n")))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ProviderError, match="response too large"):
+            send(server.url, max_bytes=MB)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # 400 MB inflated whole before the check, against the cap plus a wire read or two inflated
+    assert peak < 250 * MB, peak
     assert b"accept-encoding: identity" in server.heads[0].lower()  # evalrun asked for no compression
+
+
+def test_a_small_body_compressed_regardless_is_read(serve: Callable[[Handler], Loopback]) -> None:
+    server = serve(answering(http(gzip.compress(ANSWER), headers="content-encoding: gzip\r\n")))
+    assert send(server.url).text == "5"
 
 
 # -- a concurrency far above the calls -----------------------------------------------------------

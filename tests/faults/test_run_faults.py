@@ -105,9 +105,8 @@ def test_sigterm_mid_run_exits_143_with_what_finished_written(tmp_path: Path, si
     summary = document["summary"]
     assert summary["passed"] >= 5 and summary["passed"] + summary["not_run"] == 60
     assert len(document["cases"]) == 60 and "SIGTERM" in stderr
-    served = sim.stats()["requests"]
-    time.sleep(0.3)  # nothing is sent after the signal: the server's count does not move
-    assert sim.stats()["requests"] == served
+    # Nothing is sent after the signal: what the server saw is what finished plus what was in flight.
+    assert sim.stats()["requests"] <= summary["passed"] + 5
 
 
 class _Raising(AssertionScorer):
@@ -138,23 +137,34 @@ def test_an_error_that_quotes_the_key_is_scrubbed_from_every_output(tmp_path: Pa
         assert SECRET not in Path(path).read_text(), path
 
 
-@pytest.mark.parametrize("kind", ["subscriber", "progress callback"])
+@pytest.mark.parametrize("kind", ["subscriber", "progress callback", "two subscribers"])
 def test_an_observer_that_raises_is_dropped_and_the_run_goes_on(tmp_path: Path, sim: SimProcess, kind: str) -> None:
     output = tmp_path / "results.json"
-    settings = local_settings(tmp_path, sim, arithmetic_cases(10), output=str(output), events=str(tmp_path / "e.jsonl"))
+    settings = load_settings(
+        local_config(tmp_path / "config.toml", sim, api_key_env="T_KEY"),
+        env={"T_KEY": SECRET},
+        provider="local",
+        suites=(str(write_suite(tmp_path / "suite.jsonl", arithmetic_cases(10))),),
+        cache_dir=str(tmp_path / "cache"),
+        output=str(output),
+        events=str(tmp_path / "e.jsonl"),
+    )
     calls: list[object] = []
 
     def broken(event: Any) -> None:  # an observer and a progress callback alike
         calls.append(event)
-        raise ValueError("observer bug")
+        raise ValueError(f"observer bug, key {SECRET}")
 
-    runner = Runner(settings, env={})
-    runner.subscribe(broken) if kind == "subscriber" else runner.on_progress(broken, interval=0)
+    runner = Runner(settings, env={"T_KEY": SECRET})
+    runner.subscribe(broken) if kind != "progress callback" else runner.on_progress(broken, interval=0)
+    if kind == "two subscribers":  # the second fails on the first one's warning too
+        runner.subscribe(lambda event: broken(event))
     result = runner.run_sync()
-    assert result.summary["passed"] == 10 and result.exit_code == 0 and len(calls) == 1
-    [warning] = json.loads(output.read_text())["summary"]["warnings"]
-    assert "observer bug" in warning and "no longer called" in warning
-    assert '"run_warning"' in (tmp_path / "e.jsonl").read_text()
+    failing = 2 if kind == "two subscribers" else 1
+    assert result.summary["passed"] == 10 and result.exit_code == 0 and len(calls) == failing
+    warnings = json.loads(output.read_text())["summary"]["warnings"]
+    assert len(warnings) == failing and all("observer bug, key ***" in w and "no longer called" in w for w in warnings)
+    assert '"run_warning"' in (tmp_path / "e.jsonl").read_text() and SECRET not in (tmp_path / "e.jsonl").read_text()
 
 
 def test_a_scorer_that_raises_makes_its_cases_errors_on_misses_and_on_cache_hits(
@@ -197,3 +207,24 @@ def test_a_million_slots_for_twenty_cases_cost_nothing(tmp_path: Path, sim: SimP
     settings = local_settings(tmp_path, sim, arithmetic_cases(20), concurrency=1_000_000)
     result = Runner(settings, env={}).run_sync()  # was a MemoryError: one client per slot, made up front
     assert result.summary["passed"] == 20 and sim.stats()["requests"] == 20
+
+
+def test_sigterm_to_the_whole_group_with_the_bundled_simulator_exits_143(tmp_path: Path) -> None:
+    """What CI and ``docker stop`` do: the signal reaches the simulator's process too."""
+    write_suite(tmp_path / "suite.jsonl", arithmetic_cases(2000))  # 10 s or more: it is stopped long before
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("EVALRUN_")}
+    args = ["eval", "sim", "--suite", "suite.jsonl", "--no-cache", "--concurrency", "2", "--output", "r.json"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "evalrun", *args, "--events", "events.jsonl"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        env=clean, start_new_session=True,
+    )  # fmt: skip
+    events = tmp_path / "events.jsonl"
+    deadline = time.monotonic() + 30
+    while (not events.exists() or '"task_finished"' not in events.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    assert json.loads((tmp_path / "r.json").read_text())["summary"]["passed"] >= 1

@@ -112,7 +112,8 @@ def test_leftovers_of_a_passing_run_are_killed(tmp_path: Path, stubborn: str) ->
 @needs_proc
 def test_leftovers_of_a_timed_out_run_are_killed(tmp_path: Path, stubborn: str) -> None:
     root = _spawning(tmp_path, stubborn, stay=600)
-    done = evalrun_test(root, "--timeout", "6", "--grace", "1")
+    # 12 s: ample for the interpreter, pytest and the spawn to come first on a busy machine
+    done = evalrun_test(root, "--timeout", "12", "--grace", "1")
     assert done.returncode == 124, done.stdout + done.stderr
     assert results(root)["in_flight"] == ["test_spawn.py::test_leaves_a_stubborn_process_behind"]
     _assert_killed_two(root, stubborn, done.stdout)

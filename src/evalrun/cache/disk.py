@@ -86,7 +86,8 @@ class DiskStore:
             # CPython raises the bare DatabaseError only for SQLite's CORRUPT and NOTADB (and codes
             # it does not know): the files themselves are bad, and removing them repairs the cache.
             damaged = type(exc) is sqlite3.DatabaseError
-            raise CacheUnavailable(self.where, one_line(exc), damaged=damaged) from exc
+            busy = isinstance(exc, diskcache.Timeout) or "locked" in str(exc)  # another run holds it
+            raise CacheUnavailable(self.where, one_line(exc), damaged=damaged, busy=busy) from exc
 
     def _get_batch(self, keys: Sequence[str]) -> list[ChatResponse | None]:
         get = self._cache.get

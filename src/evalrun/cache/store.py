@@ -21,13 +21,15 @@ class CacheUnavailable(Exception):
     """A store that cannot be used, at open or later: ``str()`` is ``WHERE: reason``, one line.
 
     ``damaged`` says the store's own files are corrupt, so that removing them (``evalrun cache
-    clear``) repairs it; a full disk, a read-only folder or a path that is a file are not."""
+    clear``) repairs it; a full disk, a read-only folder or a path that is a file are not. ``busy``
+    says another process holds it (a lock, a timeout): it works, and must never be removed."""
 
-    def __init__(self, where: str, reason: str, *, damaged: bool = False) -> None:
+    def __init__(self, where: str, reason: str, *, damaged: bool = False, busy: bool = False) -> None:
         super().__init__(f"{where}: {reason}")
         self.where = where
         self.reason = reason
         self.damaged = damaged
+        self.busy = busy
 
     @classmethod
     def of(cls, where: str, exc: Exception) -> CacheUnavailable:

@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from ..reports.files import UNWRITABLE
 from . import bench_cmd, cache_cmd, eval_cmd, providers_cmd, sim_cmd, test_cmd, validate_cmd
 
 app = typer.Typer(
@@ -29,5 +30,5 @@ def main() -> None:
     # A model's answer or a test id may hold a lone surrogate, which strict UTF-8 cannot write:
     # escape it, as stderr does (in a JSON line, the escape reads back as the same character).
     if isinstance(sys.stdout, io.TextIOWrapper):
-        sys.stdout.reconfigure(errors="backslashreplace")
+        sys.stdout.reconfigure(errors=UNWRITABLE)
     app()

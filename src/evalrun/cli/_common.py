@@ -8,11 +8,13 @@ from contextlib import contextmanager
 
 import typer
 
+from ..errors import printable_line
 from ..exitcodes import ExitCode
 
 
 def fail(lines: list[str], code: ExitCode = ExitCode.USAGE) -> typer.Exit:
-    for line in lines:
+    """Each line printed as one line, whatever it quotes (a key with a line break, an escape)."""
+    for line in map(printable_line, lines):
         print(f"evalrun: {line}" if not line.startswith("evalrun:") else line, file=sys.stderr)
     return typer.Exit(int(code))
 
@@ -27,5 +29,4 @@ def user_errors() -> Iterator[None]:
     except SuiteError as exc:
         raise fail(exc.problems) from None
     except ConfigError as exc:
-        # One line whatever a name in it holds: a quoted TOML key may hold a line break.
-        raise fail([str(exc).replace("\r", "\\r").replace("\n", "\\n")]) from None
+        raise fail([str(exc)]) from None

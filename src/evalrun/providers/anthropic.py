@@ -42,6 +42,7 @@ from .base import (
     ChatResponse,
     ClientOptions,
     MalformedAnswer,
+    NoAnswer,
     Provider,
     RateLimits,
     retry_after,
@@ -173,6 +174,13 @@ def rate_limits(headers: Mapping[str, str]) -> RateLimits | None:
 # -- the dialect ---------------------------------------------------------------------------------
 
 
+def _prompt_tokens(usage: Mapping[str, Any]) -> int:
+    """Input tokens, cached or not: what the prompt cost."""
+    return sum(
+        int(usage.get(key) or 0) for key in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    )
+
+
 class AnthropicDialect:
     """The Messages API for one profile: its ``anthropic-version`` and default ``max_tokens``."""
 
@@ -199,6 +207,18 @@ class AnthropicDialect:
             body["stop_sequences"] = stop
         return body
 
+    def _refused(self, body: Any, latency_ms: float) -> ChatResponse:
+        usage = body.get("usage") or {}
+        return ChatResponse(
+            text="",
+            prompt_tokens=_prompt_tokens(usage),
+            completion_tokens=int(usage.get("output_tokens") or 0),
+            latency_ms=latency_ms,
+            model=str(body.get("model") or ""),
+            finish_reason="refusal",
+            refusal="the model declined to answer (stop_reason: refusal)",
+        )
+
     def answer(self, body: Any, latency_ms: float) -> ChatResponse:
         try:
             blocks = body["content"]
@@ -208,15 +228,16 @@ class AnthropicDialect:
             if not all(isinstance(text, str) for text in texts):
                 raise MalformedAnswer
             if not texts and not any(block["type"] == "tool_use" for block in blocks):
+                stop = body.get("stop_reason")
+                if stop == "refusal":  # said outright: an answer, kept as one (OpenAI's refusal field)
+                    return self._refused(body, latency_ms)
+                if stop == "max_tokens":  # thinking used every token: the same request stops the same way
+                    raise NoAnswer("the token limit was reached before any text (stop_reason: max_tokens)")
                 raise MalformedAnswer  # no answer: scored as "", it would pass every negative assertion
             usage = body.get("usage") or {}
-            prompt_tokens = sum(
-                int(usage.get(key) or 0)
-                for key in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-            )
             return ChatResponse(
                 text="".join(texts),
-                prompt_tokens=prompt_tokens,
+                prompt_tokens=_prompt_tokens(usage),
                 completion_tokens=int(usage.get("output_tokens") or 0),
                 latency_ms=latency_ms,
                 model=str(body.get("model") or ""),

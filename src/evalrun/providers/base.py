@@ -59,6 +59,12 @@ class MalformedAnswer(Exception):
     """A 200 whose body is not the API's answer: retried, as a truncated body usually is transient."""
 
 
+class NoAnswer(Exception):
+    """A well-formed answer that holds none, and says why (the token limit reached before any
+    text, a content filter): not retried, since the same request would stop the same way, and
+    not scored as an empty answer, which would pass every negative assertion."""
+
+
 class ProviderError(Exception):
     """A call that failed for good: not retryable, or out of retries. The message holds no secret."""
 
@@ -113,7 +119,7 @@ class TransientError(Exception):
         self.limits = limits
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ClientOptions:
     """How a provider talks to its server; none of it changes an answer or a cache key."""
 

@@ -21,6 +21,7 @@ from .base import (
     ChatResponse,
     ClientOptions,
     MalformedAnswer,
+    NoAnswer,
     ProviderError,
     RateLimits,
     Reply,
@@ -107,11 +108,27 @@ async def _send(lane: httpx.AsyncBaseTransport, request: httpx.Request, limit: i
         if length is not None and int(length) > limit:
             raise _too_large(limit, status)
         response.stream = _Capped(cast(httpx.AsyncByteStream, response.stream), limit, status)
-        if len(await response.aread()) > limit:  # a server that compressed regardless, and inflated
-            raise _too_large(limit, status)
+        if response.headers.get("content-encoding", "identity").lower() in ("identity", ""):
+            await response.aread()  # what came is what is kept: the cap on the wire bounds it
+            return response
+        return await _inflated(response, limit)  # compressed although asked not to be
     finally:
         await response.aclose()
-    return response
+
+
+async def _inflated(response: httpx.Response, limit: int) -> httpx.Response:
+    """A compressed body decoded piece by piece, the cap counted as it inflates (one piece may
+    inflate far past the wire's bytes: the check is on what is decoded, before it is kept)."""
+    parts, size = [], 0
+    async for part in response.aiter_bytes():
+        size += len(part)
+        if size > limit:
+            raise _too_large(limit, response.status_code)
+        parts.append(part)
+    plain = [
+        (k, v) for k, v in response.headers.multi_items() if k.lower() not in ("content-encoding", "content-length")
+    ]
+    return httpx.Response(response.status_code, headers=plain, content=b"".join(parts))
 
 
 def _environment_proxy(url: httpx.URL) -> str | None:
@@ -242,6 +259,8 @@ class HttpProvider:
                 answer = dialect.answer(response.json(), latency_ms)
             except (MalformedAnswer, ValueError):
                 raise TransientError("malformed response body", status, None, limits) from None
+            except NoAnswer as exc:
+                raise ProviderError(f"no answer: {exc}", status) from None
             return Reply(answer, limits)
         # Scrubbed before it is cut short: a key quoted across the cut would survive in part.
         detail = f"HTTP {status}: {scrub(dialect.error_detail(response), self._secret)[:_DETAIL]}"

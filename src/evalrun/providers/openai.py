@@ -19,6 +19,7 @@ from .base import (
     ChatResponse,
     ClientOptions,
     MalformedAnswer,
+    NoAnswer,
     Provider,
     RateLimits,
     parse_duration,
@@ -81,6 +82,18 @@ def rate_limits(headers: Mapping[str, str]) -> RateLimits | None:
     return RateLimits(budget("requests"), budget("tokens"))
 
 
+#: Why a choice may end with no content, in the words the error gives (not retried: see NoAnswer).
+_EMPTY_BECAUSE = {
+    "length": "the token limit was reached before any text (finish_reason: length)",
+    "content_filter": "the provider's content filter withheld it (finish_reason: content_filter)",
+}
+
+
+def _explain_no_content(finish_reason: object) -> None:
+    if isinstance(finish_reason, str) and finish_reason in _EMPTY_BECAUSE:
+        raise NoAnswer(_EMPTY_BECAUSE[finish_reason])
+
+
 class OpenAIDialect:
     path = "chat/completions"
 
@@ -99,6 +112,7 @@ class OpenAIDialect:
             text = message.get("content")
             if text is None:  # no answer, unless the message says why: a refusal, or tool calls instead
                 if refusal is None and not (message.get("tool_calls") or message.get("function_call")):
+                    _explain_no_content(choice.get("finish_reason"))
                     raise MalformedAnswer  # scored as "", it would pass every negative assertion
                 text = ""
             usage = body.get("usage") or {}
