@@ -110,6 +110,11 @@ class Engine:
         self._scope: anyio.CancelScope | None = None
         self._run = _Ledger()
 
+    @property
+    def stopped(self) -> bool:
+        """Whether the run was stopped (timeout, signal): the tasks still to come will not run."""
+        return self._run.state != RunState.COMPLETED
+
     def cancel(self, state: RunState = RunState.INTERRUPTED, message: str = "") -> None:
         """Stop the run from outside (Ctrl-C): in-flight calls are cancelled, the rest is not run."""
         if self._run.state == RunState.COMPLETED:

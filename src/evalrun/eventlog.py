@@ -42,7 +42,11 @@ class JsonLinesLog:
         self._clock_offset = time.time() - time.monotonic()
 
     def __call__(self, event: Event) -> None:
-        self._stream.write(json.dumps(event_record(event, self._clock_offset), ensure_ascii=False) + "\n")
+        if isinstance(event, TaskFinished):  # the result as the spool encoded it: not encoded twice
+            ts = round(event.at + self._clock_offset, 6)
+            self._stream.write(f'{{"event": "{event_name(event)}", "ts": {ts}, "result": {event.result.json}}}\n')
+        else:
+            self._stream.write(json.dumps(event_record(event, self._clock_offset), ensure_ascii=False) + "\n")
         if self._flush_each:
             self._stream.flush()
 

@@ -196,7 +196,7 @@ class Runner(Watched):
                 )
             )
             context.warnings.attach(emit)
-            work = tasks(plan.cases(), models, settings.repeat)
+            work = tasks(plan.cases(skimming=lambda: engine.stopped), models, settings.repeat)
             if context.stop is not None:
                 context.stop.attach(engine)
             outcome = await engine.run(work)

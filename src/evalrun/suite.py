@@ -443,13 +443,32 @@ def _undecodable_line(path: Path) -> int:
     return line
 
 
-def _built(paths: tuple[str, ...], default_assert: str, problems: list[str]) -> Iterator[tuple[Case, _Raw]]:
+def _never() -> bool:
+    return False
+
+
+def _built(
+    paths: tuple[str, ...], default_assert: str, problems: list[str], skimming: Callable[[], bool] = _never
+) -> Iterator[tuple[Case, _Raw]]:
     for path in map(Path, paths):
         for raw in _read(path, problems):
-            case, errors = _build_case(raw, default_assert)
+            case, errors = (_skimmed(raw), []) if skimming() else _build_case(raw, default_assert)
             problems.extend(errors)
             if case is not None:
                 yield case, raw
+
+
+def _skimmed(raw: _Raw) -> Case:
+    """A case named, not built: its id and category (what a selection and a not-run record need),
+    on the word of a first pass that checked it whole."""
+    data = raw.data
+    return Case(
+        id=data.get("id") or _derived_id(data),
+        category=data.get("category") or _DEFAULT_CATEGORY,
+        messages=(),
+        assertions=(),
+        source=raw.where,
+    )
 
 
 def _digest(case_id: str) -> int:
@@ -501,10 +520,12 @@ class SuitePlan:
     select: Callable[[Case], bool] | None = None
     limit: int | None = None
 
-    def cases(self) -> Iterator[Case]:
-        """The selected cases, read afresh from the files."""
+    def cases(self, skimming: Callable[[], bool] = _never) -> Iterator[Case]:
+        """The selected cases, read afresh from the files. Once ``skimming()`` says so (the run has
+        stopped: what is left is only listed as not run), cases are named, not built (``_skimmed``),
+        three times faster: a million left over take seconds, not a minute."""
         taken = 0
-        for case, _ in _built(self.paths, self.default_assert, []):
+        for case, _ in _built(self.paths, self.default_assert, [], skimming):
             if self.limit is not None and taken >= self.limit:
                 return
             if self.select is None or self.select(case):

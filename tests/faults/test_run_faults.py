@@ -228,3 +228,17 @@ def test_sigterm_to_the_whole_group_with_the_bundled_simulator_exits_143(tmp_pat
     assert process.returncode == 143, stderr
     assert "Traceback" not in stderr
     assert json.loads((tmp_path / "r.json").read_text())["summary"]["passed"] >= 1
+
+
+def test_cases_left_by_a_timeout_are_listed_by_the_ids_and_categories_a_full_read_gives(
+    tmp_path: Path, sim: SimProcess
+) -> None:
+    from evalrun.suite import load_suites
+
+    sim.control(latency_ms=400)
+    cases = [{"prompt": f"What is {i}+{i}?", "expected": str(2 * i), "category": f"c{i % 3}"} for i in range(30)]
+    settings = local_settings(tmp_path, sim, cases, concurrency=2, timeout=0.6, output=str(tmp_path / "r.json"))
+    result = Runner(settings, env={}).run_sync()  # no ids: each is derived from the case's content
+    listed = {(case["id"], case["category"]) for case in result.cases()}
+    full = {(case.id, case.category) for case in load_suites([str(tmp_path / "suite.jsonl")])}
+    assert result.summary["not_run"] >= 20 and listed == full

@@ -18,9 +18,6 @@ from .files import UNWRITABLE
 
 __all__ = ["CaseSpool"]
 
-#: Built once: ``json.dumps`` with an option builds a new encoder on every call.
-_encode = json.JSONEncoder(ensure_ascii=False).encode
-
 
 class CaseSpool:
     """Case records, one JSON line each, in the order they finished; an observer of the run."""
@@ -38,7 +35,7 @@ class CaseSpool:
         if self._reading:  # a reader may have left the position mid-file
             self._file.seek(0, os.SEEK_END)
             self._reading = False
-        self._file.write(_encode(result.to_dict()) + "\n")
+        self._file.write(result.json + "\n")
         self.count += 1
 
     def lines(self) -> Iterator[str]:

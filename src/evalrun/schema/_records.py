@@ -7,6 +7,8 @@ one version of every document evalrun writes; it changes only when a key changes
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
@@ -43,6 +45,10 @@ class Tokens(TypedDict):
 AssertionResult = TypedDict("AssertionResult", {"type": str, "pass": bool, "score": float, "reason": str})
 
 
+#: Built once: ``json.dumps`` with an option builds a new encoder on every call.
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+
+
 @dataclass(frozen=True)
 class CaseResult:
     """One case x model x repeat, as it ended; ``to_dict`` is its record in results.json."""
@@ -62,6 +68,11 @@ class CaseResult:
     error: str | None = None
     #: What the model said instead of answering, when its API says so (OpenAI's ``refusal``).
     refusal: str | None = None
+
+    @functools.cached_property
+    def json(self) -> str:
+        """``to_dict`` as JSON text, encoded once for the spool and the event log alike."""
+        return _encode(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         return {
