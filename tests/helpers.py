@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -37,4 +40,20 @@ def local_settings(tmp_path: Path, sim: SimProcess, cases: list[dict[str, Any]],
         suites=(str(suite),),
         cache_dir=str(tmp_path / "cache"),
         **overrides,
+    )
+
+
+def evalrun(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """The command line as a user runs it, in ``cwd``, without the caller's ``EVALRUN_*`` settings."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("EVALRUN_")}
+    return subprocess.run(
+        [sys.executable, "-m", "evalrun", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**clean, **(env or {})},
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from helpers import arithmetic_cases, local_config, write_suite
+from helpers import arithmetic_cases, evalrun, local_config, write_suite
 
 from evalrun.sim import SimProcess
 
@@ -51,21 +50,6 @@ CONTRACT_CASE = {
     "error",
     "refusal",
 }
-
-
-def evalrun(
-    tmp_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("EVALRUN_")}
-    return subprocess.run(
-        [sys.executable, "-m", "evalrun", *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env={**clean, **(env or {})},
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def eval_local(

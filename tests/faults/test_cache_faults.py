@@ -15,7 +15,6 @@ import pickle
 import re
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 import anyio
 import pytest
 from diskcache.core import MODE_PICKLE
-from helpers import arithmetic_cases, write_suite
+from helpers import arithmetic_cases, evalrun, write_suite
 
 from evalrun.cache import CacheUnavailable, ResponseCache, open_store
 from evalrun.cache.disk import VALUE_VERSION
@@ -290,19 +289,6 @@ def test_an_undecodable_value_is_a_miss_and_no_fault(tmp_path: Path, raw: bytes)
 
 
 # -- evalrun cache ---------------------------------------------------------------------------------
-
-
-def evalrun(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("EVALRUN_")}
-    return subprocess.run(
-        [sys.executable, "-m", "evalrun", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=clean,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def one_line_exit_2(done: subprocess.CompletedProcess[str]) -> str:

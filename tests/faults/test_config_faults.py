@@ -9,14 +9,12 @@ requests served.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from helpers import arithmetic_cases, local_config, write_suite
+from helpers import arithmetic_cases, evalrun, local_config, write_suite
 
 from evalrun import Runner
 from evalrun.providers import ProviderProfile
@@ -28,19 +26,6 @@ GROQ_LIKE = "gsk_SECRETq8Zt3Xw9Lm2Vb7Nc4Rd6"  # a valid variable name, yet plain
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _evalrun(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("EVALRUN_") and k != "FAKE_KEY"}
-    return subprocess.run(
-        [sys.executable, "-m", "evalrun", *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env={**clean, **(env or {})},
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
-
-
 def _eval(
     tmp_path: Path, provider: str, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -48,7 +33,7 @@ def _eval(
     write_suite(tmp_path / "suite.jsonl", arithmetic_cases(3))
     reports = ("--output", "results.json", "--junit", "junit.xml", "--events", "events.jsonl")
     common = ("--suite", "suite.jsonl", "--cache-dir", "cache", "--progress", "plain", *reports)
-    return _evalrun(tmp_path, "eval", provider, *common, *args, env=env)
+    return evalrun(tmp_path, "eval", provider, *common, *args, env=env)
 
 
 def _refused(done: subprocess.CompletedProcess[str], *needles: str) -> str:
@@ -100,11 +85,11 @@ def test_a_malformed_key_is_refused_before_any_request_and_never_shown(
 
 def test_the_providers_list_says_a_key_is_malformed_without_showing_it(tmp_path: Path, sim: SimProcess) -> None:
     local_config(tmp_path / "config.toml", sim, api_key_env="FAKE_KEY")
-    done = _evalrun(tmp_path, "providers", env={"FAKE_KEY": SECRET + "\r"})
+    done = evalrun(tmp_path, "providers", env={"FAKE_KEY": SECRET + "\r"})
     assert done.returncode == 0, done.stderr
     assert "FAKE_KEY set, but holds a line break" in done.stdout
     _nowhere(tmp_path, done, SECRET, "config.toml")
-    fine = _evalrun(tmp_path, "providers", env={"FAKE_KEY": SECRET})
+    fine = evalrun(tmp_path, "providers", env={"FAKE_KEY": SECRET})
     assert "FAKE_KEY set " in fine.stdout and SECRET not in fine.stdout
 
 
@@ -125,7 +110,7 @@ def test_the_library_refuses_a_malformed_key_in_prepare(tmp_path: Path, sim: Sim
 @pytest.mark.parametrize("name", [SECRET, GROQ_LIKE, "MY KEY", "MY-KEY", "1KEY", "KEY\n", "gsk_abc123..."])
 def test_api_key_env_must_be_a_variable_name_and_is_never_echoed(tmp_path: Path, sim: SimProcess, name: str) -> None:
     local_config(tmp_path / "config.toml", sim, api_key_env=name)
-    for done in (_eval(tmp_path, "local"), _evalrun(tmp_path, "providers")):
+    for done in (_eval(tmp_path, "local"), evalrun(tmp_path, "providers")):
         line = _refused(done, "[providers.local] api_key_env: must be the name of an environment variable")
         assert "not shown" in line
         _nowhere(tmp_path, done, name.strip(), "config.toml", "suite.jsonl")
@@ -250,7 +235,7 @@ def test_a_config_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
 
 def test_the_providers_list_takes_names_as_text_not_markup(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text('[providers."[/x]"]\nbase_url = "http://h/v1"\nmodel = "m[/bold]"\n')
-    done = _evalrun(tmp_path, "providers")
+    done = evalrun(tmp_path, "providers")
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     assert "[/x]" in done.stdout and "m[/bold]" in done.stdout
 
@@ -269,7 +254,7 @@ def test_progress_is_refused_the_same_from_flag_env_file_and_api(tmp_path: Path)
     flag = _refused(_eval(tmp_path, "sim", "--progress", "bogus"), f"--progress: {_PROGRESS}")
     env = _refused(_eval(tmp_path, "sim", env={"EVALRUN_PROGRESS": "bogus"}), f"EVALRUN_PROGRESS: {_PROGRESS}")
     (tmp_path / "config.toml").write_text('[run]\nprogress = "bogus"\n')
-    file = _refused(_evalrun(tmp_path, "eval", "sim"), f"config.toml: [run] progress: {_PROGRESS}")
+    file = _refused(evalrun(tmp_path, "eval", "sim"), f"config.toml: [run] progress: {_PROGRESS}")
     with pytest.raises(ConfigError, match=r"^Settings\(progress=\.\.\.\): expected one of auto"):
         Settings(progress="bogus")
     assert len({line.rsplit(": ", 1)[-1] for line in (flag, env, file)}) == 1  # the same words

@@ -10,14 +10,13 @@ case in memory.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import local_config, write_suite
+from helpers import evalrun, local_config, write_suite
 
 from evalrun.sim import SimProcess
 from evalrun.sim.suites import arithmetic_cases
@@ -51,19 +50,6 @@ def _one_problem(path: Path, line: int) -> str:
     [problem] = _problems(path)
     assert problem.startswith(f"{path}:{line}: "), problem
     return problem.removeprefix(f"{path}:{line}: ")
-
-
-def _evalrun(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("EVALRUN_")}
-    return subprocess.run(
-        [sys.executable, "-m", "evalrun", *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=clean,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def _refused(done: subprocess.CompletedProcess[str], where: str, needle: str) -> None:
@@ -130,9 +116,9 @@ def test_each_defect_is_one_line_and_exit_2_from_the_cli(tmp_path: Path, defect:
     name, lines, where, needle = DEFECTS[defect]
     _suite(tmp_path, name, *lines)
     if command == "validate":
-        done = _evalrun(tmp_path, "validate", name)
+        done = evalrun(tmp_path, "validate", name)
     else:
-        done = _evalrun(tmp_path, "eval", "sim", "--suite", name, "--cache-dir", "cache", "--progress", "plain")
+        done = evalrun(tmp_path, "eval", "sim", "--suite", name, "--cache-dir", "cache", "--progress", "plain")
         assert not (tmp_path / "cache").exists()  # refused before anything was opened, let alone asked
     _refused(done, where, needle)
 
@@ -142,7 +128,7 @@ def test_a_bad_assertion_parameter_costs_no_request(tmp_path: Path, sim: SimProc
     local_config(tmp_path / "config.toml", sim)
     write_suite(tmp_path / "suite.jsonl", [json.loads(GOOD), BAD_TOLERANCE])
     for _ in range(2):  # the second run would have been a cached one
-        done = _evalrun(tmp_path, "eval", "local", "--suite", "suite.jsonl", "--cache-dir", "cache")
+        done = evalrun(tmp_path, "eval", "local", "--suite", "suite.jsonl", "--cache-dir", "cache")
         _refused(done, "suite.jsonl:2", "assertion 1 (number): 'tolerance'")
     assert sim.stats()["requests"] == 0
 
@@ -250,7 +236,7 @@ def test_validate_keeps_no_case_in_memory(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         return int(done.stderr.split()[-1])
 
-    many = _evalrun(tmp_path, "validate", "many.jsonl")
+    many = evalrun(tmp_path, "validate", "many.jsonl")
     assert many.stdout.startswith("ok: 100001 cases in 3 categories (a 33334, b 33334, c 33333)")
     assert many.stdout.splitlines()[1] == "assertions: equals 100001"
     assert peak_kb("many.jsonl") - peak_kb("one.jsonl") < 30_000
