@@ -9,6 +9,7 @@ the code's, every event the code knows must have a schema, and broken documents 
 from __future__ import annotations
 
 import copy
+import io
 import json
 import os
 import subprocess
@@ -27,8 +28,9 @@ from referencing import Registry, Resource
 
 from evalrun import events as ev
 from evalrun import schema as records
-from evalrun.eventlog import event_record
+from evalrun.eventlog import JsonLinesLog, event_record
 from evalrun.metrics import RunMetrics
+from evalrun.reports import CaseSpool
 from evalrun.schema import (
     FINAL_STATES,
     SCHEMA_VERSION,
@@ -188,6 +190,8 @@ def test_every_event_the_code_knows_has_a_schema_with_its_fields() -> None:
     assert set(defs) == known | {"summary"}  # `summary`: the last line of `eval --progress json`
     assert EVENTS["properties"]["event"]["enum"] == list(defs)
     for kind, name in ev._NAMES.items():
+        if kind is ev.TasksNotRun:  # written as what it stands for: task_finished records
+            continue
         written = {"result"} if kind is ev.TaskFinished else {f.name for f in fields(kind) if f.name != "at"}
         assert _closed(defs[name]) == {"event", "ts", *written}, name
         assert defs[name]["additionalProperties"] is False, name
@@ -218,6 +222,9 @@ SAMPLE_EVENTS: dict[type, list[Any]] = {
         ev.TaskFinished(CaseResult("c1", "math", "a", 0, Status.ERROR, error="HTTP 500: boom", attempts=1)),
         ev.TaskFinished(CaseResult("c1", "math", "a", 0, Status.NOT_RUN)),
     ],
+    ev.TasksNotRun: [
+        ev.TasksNotRun((ev.NotRun("c2", "math", "a", 0), ev.NotRun('q"uote\\ \x1b é\ud800', "数学", "m/1", 3)))
+    ],
     ev.SessionStarted: [ev.SessionStarted()],
     ev.CollectionFinished: [ev.CollectionFinished(2, ("t.py::a", "t.py::b"))],
     ev.CollectError: [ev.CollectError("test_bad.py", "ModuleNotFoundError: No module named 'x'")],
@@ -234,8 +241,23 @@ def test_every_kind_of_event_record_validates() -> None:
     assert set(SAMPLE_EVENTS) == set(ev._NAMES)
     for samples in SAMPLE_EVENTS.values():
         for event in samples:
+            if isinstance(event, ev.TasksNotRun):
+                continue  # below
             record = json.loads(json.dumps(event_record(event, 1.7e9)))
             assert_event_valid(record, type(event).__name__)
+
+
+def test_tasks_not_run_are_logged_and_spooled_as_the_records_a_task_finished_would_give() -> None:
+    [event] = SAMPLE_EVENTS[ev.TasksNotRun]
+    log, spool = io.StringIO(), CaseSpool()
+    JsonLinesLog(log)(event)
+    spool(event)
+    lines = [json.loads(line) for line in log.getvalue().splitlines()]
+    expected = [task.result().to_dict() for task in event.tasks]
+    assert [line["result"] for line in lines] == expected == list(spool.records())
+    assert [task.json() for task in event.tasks] == [task.result().json for task in event.tasks]
+    for line in lines:
+        assert_event_valid(line, "TasksNotRun")
 
 
 # -- real eval runs ------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ import anyio.lowlevel
 from .cache.key import cache_key, key_record, task_key
 from .cache.responses import ResponseCache
 from .client import ModelClient, acquire_promptly
-from .events import CacheHit, Observer, TaskFinished, TaskStarted
+from .events import CacheHit, NotRun, Observer, TaskFinished, TasksNotRun, TaskStarted
 from .plan import Task
 from .providers.base import ChatResponse, ProviderError
 from .schema import CaseResult, RunState, Status
@@ -37,6 +37,7 @@ from .scoring import ModelRequest, Scorer, Verdict
 __all__ = ["Engine", "EngineOptions", "Outcome"]
 
 _LOOKUP_BATCH = 128  # tasks looked up in the cache together: one store round trip for many keys
+_NOT_RUN_CHUNK = 4096  # tasks left over by a stop, told in one event
 _NO_RECORD: dict[str, Any] = {}
 #: Spawned, unfinished tasks per send slot: calls on the wire, calls waiting out a 429's delay
 #: without a slot, and a judge's scoring. Enough that a 429 storm (a fifth of attempts told to
@@ -123,7 +124,8 @@ class Engine:
             self._scope.cancel()
 
     async def run(self, tasks: Iterable[Task]) -> Outcome:
-        """Run every task; every one ends in exactly one ``TaskFinished``, not-run ones included."""
+        """Run every task; every one ends in exactly one ``TaskFinished``, or, if the run stopped
+        before taking it up, in a ``TasksNotRun``."""
         source, run = iter(tasks), self._run
         with anyio.CancelScope() as scope:
             self._scope = scope
@@ -142,11 +144,17 @@ class Engine:
         return Outcome(run.state, run.message, time.monotonic())
 
     def _emit_not_run(self, source: Iterator[Task]) -> int:
-        run, count = self._run, 0
-        left = itertools.chain(list(run.unfinished.values()), (lookup.task for lookup in run.batch), source)
-        for task in left:  # streamed: the rest of the source may be millions
+        """Every task that will not run: those taken up (a ``TaskFinished`` each), then the rest of
+        the source, streamed (it may be millions) and told in bulk (``TasksNotRun``)."""
+        run = self._run
+        taken = [*run.unfinished.values(), *(lookup.task for lookup in run.batch)]
+        for task in taken:
             self._emit(TaskFinished(_not_answered(task, Status.NOT_RUN)))
-            count += 1
+        count = len(taken)
+        left = (NotRun(task.case.id, task.case.category, task.model, task.repeat) for task in source)
+        while chunk := tuple(itertools.islice(left, _NOT_RUN_CHUNK)):
+            self._emit(TasksNotRun(chunk))
+            count += len(chunk)
         return count
 
     async def _feed(self, source: Iterator[Task], calls: anyio.abc.TaskGroup) -> None:

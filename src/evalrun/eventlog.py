@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import fields
 from typing import IO, Any
 
-from .events import Event, TaskFinished, event_name
+from .events import Event, TaskFinished, TasksNotRun, event_name
 
 __all__ = ["JsonLinesLog", "event_record"]
 
@@ -43,12 +43,16 @@ class JsonLinesLog:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, TaskFinished):  # the result as the spool encoded it: not encoded twice
-            ts = round(event.at + self._clock_offset, 6)
-            self._stream.write(f'{{"event": "{event_name(event)}", "ts": {ts}, "result": {event.result.json}}}\n')
+            self._stream.write(self._finished(event.at, event.result.json))
+        elif isinstance(event, TasksNotRun):  # in the log as what they stand for: one task_finished each
+            self._stream.write("".join(self._finished(event.at, task.json()) for task in event.tasks))
         else:
             self._stream.write(json.dumps(event_record(event, self._clock_offset), ensure_ascii=False) + "\n")
         if self._flush_each:
             self._stream.flush()
+
+    def _finished(self, at: float, result: str) -> str:
+        return f'{{"event": "task_finished", "ts": {round(at + self._clock_offset, 6)}, "result": {result}}}\n'
 
     def close(self) -> None:
         self._stream.flush()

@@ -14,9 +14,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
-from .schema import CaseResult, RunKind, RunState, TestOutcome
+from .schema import CaseResult, RunKind, RunState, Status, TestOutcome, not_run_json
 
 __all__ = [
     "CacheHit",
@@ -25,6 +25,7 @@ __all__ = [
     "ConcurrencyChanged",
     "Event",
     "Fanout",
+    "NotRun",
     "Observer",
     "PaceChanged",
     "RetryResumed",
@@ -36,6 +37,7 @@ __all__ = [
     "SessionStarted",
     "TaskFinished",
     "TaskStarted",
+    "TasksNotRun",
     "TestFinished",
     "TestStarted",
     "TestsReplayed",
@@ -159,6 +161,33 @@ class TaskFinished:
     at: float = field(default_factory=_now)
 
 
+class NotRun(NamedTuple):
+    """A task the run will never run: what names it in its ``not_run`` record."""
+
+    case_id: str
+    category: str
+    model: str
+    repeat: int
+
+    def result(self) -> CaseResult:
+        return CaseResult(self.case_id, self.category, self.model, self.repeat, Status.NOT_RUN)
+
+    def json(self) -> str:
+        """``self.result().json``, from a template (``not_run_json``)."""
+        return not_run_json(*self)
+
+
+@dataclass(frozen=True)
+class TasksNotRun:
+    """Tasks left over when the run stopped (timeout, signal), in bulk: each one says what a
+    ``TaskFinished`` with status ``not_run`` would, and the ``--events`` log writes it as one. One
+    event for thousands: a run stopped early on a million-case suite lists the rest in seconds.
+    (Tasks taken up before the stop end in a ``TaskFinished`` of their own, not run or not.)"""
+
+    tasks: tuple[NotRun, ...]
+    at: float = field(default_factory=_now)
+
+
 # -- test runs: the pytest plugin's stream -----------------------------------------------------
 
 
@@ -236,6 +265,7 @@ Event = (
     | ConcurrencyChanged
     | PaceChanged
     | TaskFinished
+    | TasksNotRun
     | SessionStarted
     | CollectionFinished
     | CollectError
@@ -321,6 +351,7 @@ _NAMES: dict[type, str] = {
     ConcurrencyChanged: "concurrency_changed",
     PaceChanged: "pace_changed",
     TaskFinished: "task_finished",
+    TasksNotRun: "task_finished",  # in the log, one task_finished a task: what each one stands for
     SessionStarted: "session_started",
     CollectionFinished: "collection_finished",
     CollectError: "collect_error",

@@ -23,6 +23,7 @@ from .events import (
     RunStarted,
     RunWarning,
     TaskFinished,
+    TasksNotRun,
     TaskStarted,
 )
 from .progress import Figures, figures, progress_dict
@@ -174,6 +175,9 @@ class RunMetrics:
         self.prompt_tokens += result.tokens["prompt"]
         self.completion_tokens += result.tokens["completion"]
 
+    def _on_not_run(self, event: TasksNotRun) -> None:
+        self.not_run += len(event.tasks)
+
     def _on_run_finished(self, event: RunFinished) -> None:
         self._move_inflight(-self.inflight, event.at)  # cancelled calls end with the run
         self.state, self.message = event.state, event.message
@@ -271,6 +275,7 @@ _HANDLERS: dict[type, Callable[[RunMetrics, Any], None]] = {
     ConcurrencyChanged: RunMetrics._on_concurrency,
     PaceChanged: RunMetrics._on_pace,
     TaskFinished: RunMetrics._on_task_finished,
+    TasksNotRun: RunMetrics._on_not_run,
     RunFinished: RunMetrics._on_run_finished,
     RunWarning: RunMetrics._on_warning,
 }

@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO, Any
 
-from ..events import Event, TaskFinished
+from ..events import Event, TaskFinished, TasksNotRun
 from ..schema import CaseResult
 from .files import UNWRITABLE
 
@@ -30,13 +30,18 @@ class CaseSpool:
     def __call__(self, event: Event) -> None:
         if isinstance(event, TaskFinished):
             self.add(event.result)
+        elif isinstance(event, TasksNotRun):
+            self._write([task.json() for task in event.tasks])
 
     def add(self, result: CaseResult) -> None:
+        self._write([result.json])
+
+    def _write(self, records: list[str]) -> None:
         if self._reading:  # a reader may have left the position mid-file
             self._file.seek(0, os.SEEK_END)
             self._reading = False
-        self._file.write(result.json + "\n")
-        self.count += 1
+        self._file.write("\n".join(records) + "\n")
+        self.count += len(records)
 
     def lines(self) -> Iterator[str]:
         """Every record as its JSON text (without the newline): what results.json copies as is."""

@@ -19,6 +19,7 @@ from ._records import (
     TestResultsDocument,
     TestSummary,
     Tokens,
+    not_run_json,
 )
 from ._states import FINAL_STATES, RunKind, RunState, Status, TestOutcome
 
@@ -43,4 +44,5 @@ __all__ = [
     "TestResultsDocument",
     "TestSummary",
     "Tokens",
+    "not_run_json",
 ]
