@@ -21,11 +21,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import anyio
 
 from .cache import CacheStore, CacheUnavailable, ResponseCache, open_store
-from .client import CallPolicy, ModelClient
+from .client import CallPolicy, ModelClient, Trip
 from .engine import Engine, EngineOptions
 from .events import Observer, RunFinished, RunStarted, RunWarning
 from .exitcodes import ExitCode
@@ -180,7 +181,11 @@ class Runner(Watched):
         per_case = len(models) * settings.repeat
         scrub_key = functools.partial(scrub, secret=context.secret) if context.secret else None
         with self._observing([metrics, spool], metrics.progress, settings.events, scrub_key) as emit:
-            client = ModelClient(provider, call_policy(settings), emit)
+
+            def nothing_can_succeed(trip: Trip) -> None:  # the rest is not run: exit 3
+                engine.cancel(RunState.ERROR, _tripped(trip, settings))
+
+            client = ModelClient(provider, call_policy(settings), emit, on_trip=nothing_can_succeed)
             options = engine_options(settings, self._remaining())
             engine = Engine(client, provider.identity, cache, self._scorer, options, emit)
             categories = {name: count * per_case for name, count in plan.categories.items()}
@@ -232,16 +237,28 @@ class Runner(Watched):
 
 
 def eval_exit_code(state: RunState, errors: int, pass_rate: float, min_pass_rate: float, max_errors: int) -> ExitCode:
-    """The code an eval run exits with; an interrupted or timed-out run says so first."""
+    """The code an eval run exits with; an interrupted or timed-out run says so first, and one the
+    provider stopped (a refused key, a server out of reach) is a provider error whatever the count."""
     if state == RunState.INTERRUPTED:
         return ExitCode.INTERRUPTED
     if state == RunState.TIMEOUT:
         return ExitCode.TIMEOUT
-    if errors > max_errors:
+    if errors > max_errors or state == RunState.ERROR:
         return ExitCode.PROVIDER_ERRORS
     if pass_rate < min_pass_rate - 1e-12:
         return ExitCode.BELOW_THRESHOLD
     return ExitCode.OK
+
+
+def _tripped(trip: Trip, settings: Settings) -> str:
+    """Why the run stopped early, in one line that says what to check."""
+    profile = settings.profile()
+    if trip.kind == "auth":
+        status = trip.reason.split(":", 1)[0]  # "HTTP 401": the server's words may run long
+        check = f"check {profile.api_key_env}" if profile.api_key_env else "the profile names no key (api_key_env)"
+        return f"provider '{settings.provider}' rejected the API key ({status}): {check}"
+    host = urlsplit(profile.base_url).netloc or profile.base_url
+    return f"cannot reach {host}: {trip.reason}"
 
 
 def _check_writable(settings: Settings) -> None:

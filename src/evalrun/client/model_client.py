@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ from ..providers.base import (
     TransientError,
     estimate_tokens,
 )
+from .breaker import Breaker, Trip
 from .concurrency import ConcurrencyController, Outcome
 from .pacing import ServerPacer, Ticket, TokenBucket
 from .policy import UNTOLD_429_MAX_DELAY, CallPolicy, backoff_delay
@@ -58,10 +59,15 @@ class _Tries:
 class ModelClient:
     """Calls one provider for a whole run: slots, pacing, retries, and the events that tell of them."""
 
-    def __init__(self, provider: Provider, policy: CallPolicy, emit: Observer) -> None:
+    def __init__(
+        self, provider: Provider, policy: CallPolicy, emit: Observer, on_trip: Callable[[Trip], None] | None = None
+    ) -> None:
+        """``on_trip`` is told, once, when the outcomes show that no call can succeed (``Breaker``)."""
         self._provider = provider
         self._policy = policy
         self._emit = emit
+        self._breaker = Breaker()
+        self._on_trip = on_trip
         self._slots = anyio.CapacityLimiter(policy.concurrency)
         self._controller = ConcurrencyController(policy.concurrency)
         self._rpm = TokenBucket(policy.rpm) if policy.rpm else None
@@ -98,6 +104,8 @@ class ModelClient:
                 try:
                     reply = await self._send(model, messages, params)
                 except TransientError as exc:
+                    if exc.unreachable:
+                        self._tell(self._breaker.unreachable(exc.reason))
                     self._learn(exc.limits, ticket, exc.status == 429, exc.delay)
                     delay = self._delay_before_retry(exc, tries, attempt, started)
                     keep = exc.status == 429 and exc.delay is None
@@ -108,7 +116,9 @@ class ModelClient:
                     continue
                 except ProviderError as exc:
                     exc.attempts = attempt
+                    self._tell(self._breaker.refused(exc.status, str(exc)))
                     raise
+                self._breaker.answered()
                 self._learn(reply.limits, ticket)
                 self._record(Outcome.OK, started, time.monotonic() - started)
                 answer = reply.answer
@@ -119,6 +129,10 @@ class ModelClient:
         finally:
             if tries.holding:
                 self._slots.release_on_behalf_of(holder)
+
+    def _tell(self, trip: Trip | None) -> None:
+        if trip is not None and self._on_trip is not None:
+            self._on_trip(trip)
 
     async def _send(self, model: str, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]) -> Reply:
         try:

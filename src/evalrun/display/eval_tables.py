@@ -85,10 +85,9 @@ def print_outcome(result: RunResult, settings: Settings) -> None:
     if written:
         print(f"results written: {', '.join(written)}", file=sys.stderr)
     if result.state != RunState.COMPLETED:
-        print(
-            f"evalrun: run {result.state}; {result.summary['not_run']} task(s) not run (exit {int(result.exit_code)})",
-            file=sys.stderr,
-        )
+        why = f": {result.metrics.message}" if result.metrics.message else ""
+        not_run = f"{result.summary['not_run']} task(s) not run"
+        print(f"evalrun: run {result.state}{why}; {not_run} (exit {int(result.exit_code)})", file=sys.stderr)
     if result.provider_stats is not None:
         served = result.provider_stats
         print(f"simulated provider: {served['requests']} requests served {served['by_status']}", file=sys.stderr)

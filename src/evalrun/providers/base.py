@@ -110,13 +110,22 @@ class TransientError(Exception):
     429 is itself a sign: a budget names its reset, a concurrency cap usually names nothing."""
 
     def __init__(
-        self, reason: str, status: int | None = None, delay: float | None = None, limits: RateLimits | None = None
+        self,
+        reason: str,
+        status: int | None = None,
+        delay: float | None = None,
+        limits: RateLimits | None = None,
+        *,
+        unreachable: bool = False,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
         self.delay = delay
         self.limits = limits
+        #: The server was never reached (a name that does not resolve, a refused or timed-out
+        #: connection, a TLS handshake that failed): no request got there.
+        self.unreachable = unreachable
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -247,7 +247,8 @@ class HttpProvider:
         except (httpx.ReadTimeout, httpx.WriteTimeout):  # only the attempt's deadline bounds reads and writes
             raise TransientError(self._too_slow) from None
         except _RETRYABLE_EXCEPTIONS as exc:  # transport errors quote requests: scrubbed too
-            raise TransientError(scrub(_described(exc), self._secret)) from None
+            unreachable = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+            raise TransientError(scrub(_described(exc), self._secret), unreachable=unreachable) from None
         except Exception as exc:  # never raw (the engine would quote its repr, key and all): a request
             # that can never be sent (bad URL, a header h11 refuses) or anything else
             raise ProviderError(scrub(_described(exc), self._secret)) from None
