@@ -310,8 +310,11 @@ def test_settings_from_environment_and_flags() -> None:
         load_test_settings(env={"TEST_TIMEOUT": "soon"})
     with pytest.raises(ConfigError, match=r"--parallel: expected a number of workers or 'auto' \(got string 'many'\)"):
         load_test_settings(env={}, parallel="many")
-    with pytest.raises(ConfigError, match="--timeout: must be greater than 0"):
-        load_test_settings(env={}, timeout=0)
+    with pytest.raises(ConfigError, match=r"--timeout: must be greater than 0 \(0: no limit\)"):
+        load_test_settings(env={}, timeout=-1)
+    assert load_test_settings(env={}).timeout == 300.0  # five minutes, as the original system
+    assert load_test_settings(env={}, timeout=0).timeout is None
+    assert load_test_settings(env={"TEST_TIMEOUT": "0"}).timeout is None
     assert (
         load_test_settings(env={"EVALRUN_TEST_TIMEOUT": "5", "TEST_TIMEOUT": "soon"}).timeout == 5.0
     )  # only the winner

@@ -116,9 +116,12 @@ class Runner(Watched):
             settings = self.settings
             settings.profile().api_key(self._env)
             select = case_selector(settings.categories, settings.filter)
-            plan = plan_suites(settings.suite_paths(), settings.default_assert, select, settings.limit)
+            seen: set[str] = set()  # every category, for the error of a selection that takes none
+            tally = (lambda case: seen.add(case.category)) if select is not None else None
+            plan = plan_suites(settings.suite_paths(), settings.default_assert, select, settings.limit, tally)
             if not plan.total:
-                raise ConfigError("no case matches the --category/--filter/--limit given")
+                there = f" (the suites' categories: {', '.join(sorted(seen))})" if seen else ""
+                raise ConfigError(f"no case matches the --category/--filter/--limit given{there}")
             _check_writable(settings)
             self._plan = plan
             self._checked_in = time.monotonic() - begun

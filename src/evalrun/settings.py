@@ -138,6 +138,16 @@ def _positive(value: Any) -> str | None:
     return None if value > 0 else "must be greater than 0"
 
 
+def _limit_or_none(value: object) -> float | None:
+    """Seconds, where 0 means no limit at all (``evalrun test --timeout 0``); ``None`` stays none."""
+    seconds = None if value is None else _number(value)
+    return None if seconds == 0 else seconds
+
+
+def _no_limit_or_positive(value: Any) -> str | None:
+    return None if value is None or value > 0 else "must be greater than 0 (0: no limit)"
+
+
 def _fraction(value: Any) -> str | None:
     return None if 0 <= value <= 1 else "must be from 0 to 1"
 
@@ -238,7 +248,8 @@ class TestSettings:
     __test__ = False  # not a pytest test class, whatever its name
 
     pytest_args: tuple[str, ...] = _setting((), _words, env=False)
-    timeout: float | None = _setting(None, _number, check=_positive, legacy_env=("TEST_TIMEOUT",))
+    #: Five minutes, as the system evalrun replaces ran its tests; 0 for none.
+    timeout: float | None = _setting(300.0, _limit_or_none, check=_no_limit_or_positive, legacy_env=("TEST_TIMEOUT",))
     grace: float = _setting(5.0, _number, check=_at_least(0))
     python: str = _setting(sys.executable, _text, env=False)
     parallel: str | None = _setting(None, _workers)

@@ -237,7 +237,7 @@ def test_validate_keeps_no_case_in_memory(tmp_path: Path) -> None:
         return int(done.stderr.split()[-1])
 
     many = evalrun(tmp_path, "validate", "many.jsonl")
-    assert many.stdout.startswith("ok: 100001 cases in 3 categories (a 33334, b 33334, c 33333)")
+    assert many.stdout.startswith("ok: 100,001 cases in 3 categories (a 33334, b 33334, c 33333)")
     assert many.stdout.splitlines()[1] == "assertions: equals 100001"
     assert peak_kb("many.jsonl") - peak_kb("one.jsonl") < 30_000
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import sys
+from typing import Annotated
 
 import typer
 
@@ -17,6 +18,25 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from .. import __version__
+
+        print(f"evalrun {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Fast, cached, observable LLM evaluation runs, on the laptop and in CI."""
+
+
 app.command("eval")(eval_cmd.eval_command)
 app.command("test", context_settings=test_cmd.CONTEXT)(test_cmd.test_command)
 app.command("bench")(bench_cmd.bench_command)

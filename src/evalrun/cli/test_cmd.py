@@ -15,7 +15,8 @@ CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}
 def test_command(
     ctx: typer.Context,
     timeout: Annotated[
-        float | None, typer.Option(help="Seconds for the whole run: SIGINT, then SIGTERM/SIGKILL (exit 124).")
+        float | None,
+        typer.Option(help="Seconds for the whole run (default 300; 0: none): SIGINT, then SIGTERM/SIGKILL (exit 124)."),
     ] = None,
     grace: Annotated[
         float | None,

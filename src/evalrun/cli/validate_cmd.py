@@ -16,6 +16,7 @@ def validate_command(
     """Check suites: every problem as file:line, exit 2 if any."""
     from collections import Counter
 
+    from ..progress import counted
     from ..suite import Case, plan_suites
 
     assertions: Counter[str] = Counter()
@@ -27,7 +28,7 @@ def validate_command(
         plan = plan_suites(suites, default_assert, each=tally)
     categories = plan.categories
     typer.echo(
-        f"ok: {plan.total} cases in {len(categories)} categories "
+        f"ok: {counted(plan.total, 'case')} in {len(categories)} {'category' if len(categories) == 1 else 'categories'} "
         f"({', '.join(f'{k} {v}' for k, v in sorted(categories.items()))})"
     )
     typer.echo(f"assertions: {', '.join(f'{k} {v}' for k, v in sorted(assertions.items()))}")

@@ -9,7 +9,7 @@ from typing import IO
 
 from ..events import Event, PaceChanged, RunFinished, RunStarted, RunWarning, TaskFinished
 from ..metrics import RunMetrics
-from ..progress import percentage
+from ..progress import counted, percentage
 from ._plain import PlainLines, plain_progress
 
 __all__ = ["PlainEvalDisplay", "progress_line"]
@@ -40,7 +40,7 @@ class PlainEvalDisplay(PlainLines):
         metrics(event)
         if isinstance(event, RunStarted):
             self.write(
-                f"evalrun: {event.total} tasks on {event.provider} ({', '.join(event.models)}), "
+                f"evalrun: {counted(event.total, 'task')} on {event.provider} ({', '.join(event.models)}), "
                 f"concurrency {event.concurrency}"
             )
         elif isinstance(event, TaskFinished):

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..metrics import Counts
+from ..progress import counted
 from ..schema import RunState, Summary
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ def print_outcome(result: RunResult, settings: Settings) -> None:
         print(f"results written: {', '.join(written)}", file=sys.stderr)
     if result.state != RunState.COMPLETED:
         why = f": {result.metrics.message}" if result.metrics.message else ""
-        not_run = f"{result.summary['not_run']} task(s) not run"
+        not_run = f"{counted(result.summary['not_run'], 'task')} not run"
         print(f"evalrun: run {result.state}{why}; {not_run} (exit {int(result.exit_code)})", file=sys.stderr)
     if result.provider_stats is not None:
         served = result.provider_stats
