@@ -31,3 +31,21 @@ def test_one_task_is_one_task(tmp_path: Path, sim: SimProcess) -> None:
     done = evalrun(tmp_path, "eval", "local", "--suite", "s.jsonl", "--no-cache", "--progress", "plain")
     assert "evalrun: 1 task on local" in done.stderr
     assert [counted(n, "case") for n in (0, 1, 2, 1200)] == ["0 cases", "1 case", "2 cases", "1,200 cases"]
+
+
+def test_failures_errors_and_the_reason_for_the_exit_code_are_on_stdout(tmp_path: Path, sim: SimProcess) -> None:
+    local_config(tmp_path / "config.toml", sim)
+    wrong = [{"id": f"w{i}", "prompt": f"What is {i}+{i}?", "expected": "nope", "category": "math"} for i in range(12)]
+    write_suite(tmp_path / "s.jsonl", wrong)
+    failing = evalrun(tmp_path, "eval", "local", "--suite", "s.jsonl", "--no-cache", "--output", "r.json")
+    assert failing.returncode == 1
+    assert "Failed cases (12): the first 10, all in r.json" in failing.stdout and "w0 " in failing.stdout
+    assert failing.stdout.rstrip().endswith(
+        "evalrun: exit 1: pass rate 0.0% of all 12 cases is below --min-pass-rate 100.0%"
+    )
+
+    sim.control(rate_500=1.0)
+    erring = evalrun(tmp_path, "eval", "local", "--suite", "s.jsonl", "--no-cache", "--retries", "0")
+    assert erring.returncode == 3
+    assert "Errors (12)" in erring.stdout and "HTTP 500" in erring.stdout
+    assert erring.stdout.rstrip().endswith("evalrun: exit 3: 12 errors, more than --max-errors 0")

@@ -33,6 +33,7 @@ from .exitcodes import ExitCode
 from .interrupts import exit_code_of_signal
 from .metrics import RunMetrics
 from .plan import case_selector, tasks
+from .progress import counted
 from .providers import ClientOptions, Provider, open_provider
 from .providers.base import scrub
 from .reports import CaseSpool, write_reports
@@ -60,6 +61,8 @@ class RunResult:
     exit_code: ExitCode
     metrics: RunMetrics
     _spool: CaseSpool = field(repr=False)
+    #: Why the run exits with ``exit_code``, in one line (``exit 1: pass rate 79.2% of ...``).
+    exit_reason: str = ""
     #: What the provider's server served during the run, when the provider can see it (``sim``).
     provider_stats: dict[str, Any] | None = None
 
@@ -236,7 +239,8 @@ class Runner(Watched):
             state=outcome.state,
             exit_code=int(code),
         )
-        return RunResult(run, summary, outcome.state, code, metrics, spool)
+        reason = exit_reason(code, summary, outcome.message, settings)
+        return RunResult(run, summary, outcome.state, code, metrics, spool, reason)
 
 
 def eval_exit_code(state: RunState, errors: int, pass_rate: float, min_pass_rate: float, max_errors: int) -> ExitCode:
@@ -251,6 +255,25 @@ def eval_exit_code(state: RunState, errors: int, pass_rate: float, min_pass_rate
     if pass_rate < min_pass_rate - 1e-12:
         return ExitCode.BELOW_THRESHOLD
     return ExitCode.OK
+
+
+def exit_reason(code: ExitCode, summary: Summary, message: str, settings: Settings) -> str:
+    """Why a run exits with ``code``, in one line: the figure and the threshold it was held to."""
+    rate, errors, not_run = summary["pass_rate"], summary["errors"], summary["not_run"]
+    ran = summary["total"] - not_run
+    left = f"; {counted(not_run, 'task')} not run" if not_run else ""
+    if code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED, ExitCode.TIMEOUT):
+        return f"exit {int(code)}: {message or 'stopped'}{left}"
+    if code == ExitCode.PROVIDER_ERRORS:
+        why = message or f"{counted(errors, 'error')}, more than --max-errors {settings.max_errors}"
+        return f"exit 3: {why}{left}"
+    over = f"the {counted(ran, 'case')} that ran" if not_run else f"all {counted(ran, 'case')}"
+    if code == ExitCode.BELOW_THRESHOLD:
+        return f"exit 1: pass rate {rate:.1%} of {over} is below --min-pass-rate {settings.min_pass_rate:.1%}"
+    return (
+        f"exit 0: pass rate {rate:.1%} of {over} meets --min-pass-rate {settings.min_pass_rate:.1%}, "
+        f"{counted(errors, 'error')} (--max-errors {settings.max_errors})"
+    )
 
 
 def _tripped(trip: Trip, settings: Settings) -> str:

@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ..metrics import Counts
-from ..progress import counted
-from ..schema import RunState, Summary
+from ..schema import Summary
+from .eval_outcome import Trouble, trouble_tables
 
 if TYPE_CHECKING:
     from ..runner import RunResult
@@ -82,13 +82,16 @@ def print_outcome(result: RunResult, settings: Settings) -> None:
         print(json.dumps({"event": "summary", "exit_code": int(result.exit_code), **result.summary}))
         return
     print_summary(result.summary, result.metrics.by_category, result.metrics.by_model)
+    summary = result.summary
+    if summary["failed"] or summary["errors"]:
+        where = f"in {settings.output}" if settings.output else "with --output results.json"
+        console = Console()
+        for table in trouble_tables(Trouble.of(result.cases()), where):
+            console.print(table)
+    print(f"evalrun: {result.exit_reason}")
     written = [p for p in (settings.output, settings.junit, settings.summary_md, settings.events) if p]
     if written:
         print(f"results written: {', '.join(written)}", file=sys.stderr)
-    if result.state != RunState.COMPLETED:
-        why = f": {result.metrics.message}" if result.metrics.message else ""
-        not_run = f"{counted(result.summary['not_run'], 'task')} not run"
-        print(f"evalrun: run {result.state}{why}; {not_run} (exit {int(result.exit_code)})", file=sys.stderr)
     if result.provider_stats is not None:
         served = result.provider_stats
         print(f"simulated provider: {served['requests']} requests served {served['by_status']}", file=sys.stderr)
