@@ -49,3 +49,15 @@ def test_failures_errors_and_the_reason_for_the_exit_code_are_on_stdout(tmp_path
     assert erring.returncode == 3
     assert "Errors (12)" in erring.stdout and "HTTP 500" in erring.stdout
     assert erring.stdout.rstrip().endswith("evalrun: exit 3: 12 errors, more than --max-errors 0")
+
+
+def test_progress_none_prints_nothing_but_why_a_run_did_not_pass(tmp_path: Path, sim: SimProcess) -> None:
+    local_config(tmp_path / "config.toml", sim)
+    write_suite(tmp_path / "s.jsonl", arithmetic_cases(3))
+    args = ("eval", "local", "--suite", "s.jsonl", "--no-cache", "--progress", "none", "--output", "r.json")
+    quiet = evalrun(tmp_path, *args)
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
+    write_suite(tmp_path / "s.jsonl", [{"id": "w", "prompt": "What is 1+1?", "expected": "nope"}])
+    failing = evalrun(tmp_path, *args)
+    assert (failing.returncode, failing.stdout) == (1, "")
+    assert failing.stderr == "evalrun: exit 1: pass rate 0.0% of all 1 case is below --min-pass-rate 100.0%\n"

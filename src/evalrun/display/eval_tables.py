@@ -7,14 +7,12 @@ import sys
 from collections.abc import Mapping
 from typing import IO, TYPE_CHECKING
 
-from rich.console import Console
-from rich.table import Table
-
 from ..metrics import Counts
 from ..schema import Summary
-from .eval_outcome import Trouble, trouble_tables
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from ..runner import RunResult
     from ..settings import Settings
 
@@ -22,6 +20,8 @@ __all__ = ["print_outcome", "print_summary"]
 
 
 def _overall(summary: Summary) -> Table:
+    from rich.table import Table  # imported when printed: a quiet run (--progress none) never loads rich
+
     s = summary
     table = Table(title="Overall", title_justify="left", show_header=False)
     table.add_column("metric", style="bold")
@@ -47,6 +47,8 @@ def _overall(summary: Summary) -> Table:
 
 
 def _breakdown(title: str, rows: Mapping[str, Counts]) -> Table:
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left")
     for column in (title.split()[-1], "cases", "passed", "failed", "errors", "pass rate"):
         table.add_column(column, justify="left" if column == title.split()[-1] else "right")
@@ -68,6 +70,8 @@ def print_summary(
     by_model: Mapping[str, Counts],
     stream: IO[str] | None = None,
 ) -> None:
+    from rich.console import Console
+
     console = Console(file=stream)
     console.print(_overall(summary))
     console.print(_breakdown("By category", by_category))
@@ -76,14 +80,23 @@ def print_summary(
 
 
 def print_outcome(result: RunResult, settings: Settings) -> None:
-    """What the command prints once the run is over: the tables on stdout and the outcome on
-    stderr, or with ``--progress json`` one last JSON line."""
+    """What the command prints once the run is over: the tables, what went wrong and why the exit
+    code is what it is on stdout; with ``--progress json`` one last JSON line; with ``none``
+    nothing, unless the run did not pass (then its reason, on stderr)."""
     if settings.progress == "json":
         print(json.dumps({"event": "summary", "exit_code": int(result.exit_code), **result.summary}))
+        return
+    if settings.progress == "none":
+        if result.exit_code:
+            print(f"evalrun: {result.exit_reason}", file=sys.stderr)
         return
     print_summary(result.summary, result.metrics.by_category, result.metrics.by_model)
     summary = result.summary
     if summary["failed"] or summary["errors"]:
+        from rich.console import Console
+
+        from .eval_outcome import Trouble, trouble_tables
+
         where = f"in {settings.output}" if settings.output else "with --output results.json"
         console = Console()
         for table in trouble_tables(Trouble.of(result.cases()), where):
