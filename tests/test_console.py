@@ -3,6 +3,7 @@ and counts in the number they take."""
 
 from __future__ import annotations
 
+import json
 from importlib.metadata import version
 from pathlib import Path
 
@@ -61,3 +62,19 @@ def test_progress_none_prints_nothing_but_why_a_run_did_not_pass(tmp_path: Path,
     failing = evalrun(tmp_path, *args)
     assert (failing.returncode, failing.stdout) == (1, "")
     assert failing.stderr == "evalrun: exit 1: pass rate 0.0% of all 1 case is below --min-pass-rate 100.0%\n"
+
+
+def test_init_writes_a_project_whose_suggested_command_passes_and_keeps_what_is_there(tmp_path: Path) -> None:
+    first = evalrun(tmp_path, "init")
+    assert (
+        first.returncode == 0 and "wrote config.toml" in first.stdout and "wrote suites/example.jsonl" in first.stdout
+    )
+    command = first.stdout.split("next: ", 1)[1].split("   ")[0].split()
+    assert command[:3] == ["evalrun", "eval", "sim"]
+    done = evalrun(tmp_path, *command[1:], "--no-cache", "--output", "r.json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    document = json.loads((tmp_path / "r.json").read_text())
+    assert document["summary"]["passed"] == document["summary"]["total"] >= 6
+    (tmp_path / "config.toml").write_text("# mine\n")
+    again = evalrun(tmp_path, "init")
+    assert "kept config.toml" in again.stdout and (tmp_path / "config.toml").read_text() == "# mine\n"

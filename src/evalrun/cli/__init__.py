@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from ..reports.files import UNWRITABLE
-from . import bench_cmd, cache_cmd, eval_cmd, providers_cmd, sim_cmd, test_cmd, validate_cmd
+from . import bench_cmd, cache_cmd, eval_cmd, init_cmd, providers_cmd, sim_cmd, test_cmd, validate_cmd
 
 app = typer.Typer(
     name="evalrun",
@@ -43,6 +43,7 @@ app.command("bench")(bench_cmd.bench_command)
 app.command("validate")(validate_cmd.validate_command)
 app.command("providers")(providers_cmd.providers_command)
 app.command("sim")(sim_cmd.sim_command)
+app.command("init")(init_cmd.init_command)
 app.add_typer(cache_cmd.app, name="cache")
 
 
