@@ -78,3 +78,37 @@ def test_init_writes_a_project_whose_suggested_command_passes_and_keeps_what_is_
     (tmp_path / "config.toml").write_text("# mine\n")
     again = evalrun(tmp_path, "init")
     assert "kept config.toml" in again.stdout and (tmp_path / "config.toml").read_text() == "# mine\n"
+
+
+def test_plain_lines_keep_coming_while_nothing_finishes() -> None:
+    import io
+
+    from evalrun.display.eval_plain import PlainEvalDisplay
+    from evalrun.events import RunStarted, Tick
+    from evalrun.schema import RunKind
+
+    now = [100.0]
+    stream = io.StringIO()
+    display = PlainEvalDisplay(stream, interval=5.0, clock=lambda: now[0])
+    display(RunStarted("r", RunKind.EVAL, 10, "p", ("m",), 2, {"c": 10}, at=now[0]))
+    for second in range(1, 12):  # a hung provider: only the clock moves
+        now[0] = 100.0 + second
+        display(Tick(at=now[0]))
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1 + 2 and all(line.startswith("[  0.0%] 0/10 cases") for line in lines[1:])
+
+
+def test_a_run_ticks_while_its_calls_hang_and_the_log_keeps_no_tick(tmp_path: Path, sim: SimProcess) -> None:
+    from helpers import local_settings
+
+    from evalrun import Runner
+    from evalrun.events import Tick
+
+    sim.control(rate_timeout=1.0)  # never answers
+    events = tmp_path / "e.jsonl"
+    settings = local_settings(tmp_path, sim, arithmetic_cases(1), request_timeout=2.5, retries=0, events=str(events))
+    ticks: list[object] = []
+    Runner(settings, env={}).subscribe(
+        lambda event: ticks.append(event) if isinstance(event, Tick) else None
+    ).run_sync()
+    assert len(ticks) >= 2 and '"tick"' not in events.read_text()

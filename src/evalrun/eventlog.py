@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import fields
 from typing import IO, Any
 
-from .events import Event, TaskFinished, TasksNotRun, event_name
+from .events import Event, TaskFinished, TasksNotRun, Tick, event_name
 
 __all__ = ["JsonLinesLog", "event_record"]
 
@@ -46,6 +46,8 @@ class JsonLinesLog:
             self._stream.write(self._finished(event.at, event.result.json))
         elif isinstance(event, TasksNotRun):  # in the log as what they stand for: one task_finished each
             self._stream.write("".join(self._finished(event.at, task.json()) for task in event.tasks))
+        elif isinstance(event, Tick):  # a clock's tick: nothing to record
+            return
         else:
             self._stream.write(json.dumps(event_record(event, self._clock_offset), ensure_ascii=False) + "\n")
         if self._flush_each:

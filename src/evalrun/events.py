@@ -41,6 +41,7 @@ __all__ = [
     "TestFinished",
     "TestStarted",
     "TestsReplayed",
+    "Tick",
     "event_name",
     "redacted",
 ]
@@ -188,6 +189,15 @@ class TasksNotRun:
     at: float = field(default_factory=_now)
 
 
+@dataclass(frozen=True)
+class Tick:
+    """A second of a run went by. Sent while an eval run runs, whatever else happens, so that
+    displays and progress callbacks keep time when nothing finishes (a hung provider). Never
+    written to the ``--events`` log: it says nothing a timestamp does not."""
+
+    at: float = field(default_factory=_now)
+
+
 # -- test runs: the pytest plugin's stream -----------------------------------------------------
 
 
@@ -266,6 +276,7 @@ Event = (
     | PaceChanged
     | TaskFinished
     | TasksNotRun
+    | Tick
     | SessionStarted
     | CollectionFinished
     | CollectError
@@ -352,6 +363,7 @@ _NAMES: dict[type, str] = {
     PaceChanged: "pace_changed",
     TaskFinished: "task_finished",
     TasksNotRun: "task_finished",  # in the log, one task_finished a task: what each one stands for
+    Tick: "tick",  # never in the log
     SessionStarted: "session_started",
     CollectionFinished: "collection_finished",
     CollectError: "collect_error",

@@ -17,7 +17,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -27,8 +27,8 @@ import anyio
 
 from .cache import CacheStore, CacheUnavailable, ResponseCache, open_store
 from .client import CallPolicy, ModelClient, Trip
-from .engine import Engine, EngineOptions
-from .events import Observer, RunFinished, RunStarted, RunWarning
+from .engine import Engine, EngineOptions, Outcome
+from .events import Observer, RunFinished, RunStarted, RunWarning, Tick
 from .exitcodes import ExitCode
 from .interrupts import exit_code_of_signal
 from .metrics import RunMetrics
@@ -210,7 +210,7 @@ class Runner(Watched):
             work = tasks(plan.cases(skimming=lambda: engine.stopped), models, settings.repeat)
             if context.stop is not None:
                 context.stop.attach(engine)
-            outcome = await engine.run(work)
+            outcome = await _ticking(engine.run(work), emit)
             with anyio.CancelScope(shield=True):  # now, so that a cache failing to take it is told
                 await cache.flush()
             overall = metrics.overall  # the pass rate as results.json rounds it, so the two agree
@@ -304,6 +304,27 @@ def _check_writable(settings: Settings) -> None:
             raise ConfigError(f"{flag} {path}: cannot create {folder}: {exc.strerror}") from None
         if not os.access(folder, os.W_OK):
             raise ConfigError(f"{flag} {path}: {folder} is not writable")
+
+
+async def _ticking(work: Awaitable[Outcome], emit: Observer) -> Outcome:
+    """``work``, with a ``Tick`` every second while it runs (see ``Tick``); its error leaves as itself."""
+
+    async def tick() -> None:
+        while True:
+            await anyio.sleep(1.0)
+            emit(Tick())
+
+    failure: Exception | None = None
+    async with anyio.create_task_group() as group:
+        group.start_soon(tick)
+        try:
+            outcome = await work
+        except Exception as exc:  # not wrapped in the ticker's group: the CLI reads an OSError as one line
+            failure = exc
+        group.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    return outcome
 
 
 def _open_store(settings: Settings, warn: Callable[[str], None]) -> CacheStore | None:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import IO
 
-from ..events import Event, PaceChanged, RunFinished, RunStarted, RunWarning, TaskFinished
+from ..events import Event, PaceChanged, RunFinished, RunStarted, RunWarning, TaskFinished, Tick
 from ..metrics import RunMetrics
 from ..progress import counted, percentage
 from ._plain import PlainLines, plain_progress
@@ -43,7 +43,7 @@ class PlainEvalDisplay(PlainLines):
                 f"evalrun: {counted(event.total, 'task')} on {event.provider} ({', '.join(event.models)}), "
                 f"concurrency {event.concurrency}"
             )
-        elif isinstance(event, TaskFinished):
+        elif isinstance(event, (TaskFinished, Tick)):  # a tick: a line every few seconds, whatever happens
             if self.due(percentage(metrics.overall.done, metrics.overall.total, False)):  # per case: no Figures
                 self.write(progress_line(metrics))
         elif isinstance(event, PaceChanged):
