@@ -32,6 +32,7 @@ CONTRACT_SUMMARY = {
     "tokens",
     "latency_ms",
     "by_category",
+    "truncated",
     "warnings",
 }
 CONTRACT_CASE = {
@@ -49,6 +50,7 @@ CONTRACT_CASE = {
     "attempts",
     "error",
     "refusal",
+    "finish_reason",
 }
 
 

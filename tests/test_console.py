@@ -112,3 +112,12 @@ def test_a_run_ticks_while_its_calls_hang_and_the_log_keeps_no_tick(tmp_path: Pa
         lambda event: ticks.append(event) if isinstance(event, Tick) else None
     ).run_sync()
     assert len(ticks) >= 2 and '"tick"' not in events.read_text()
+
+
+def test_a_fully_cached_rerun_says_its_figures_are_the_original_calls(tmp_path: Path, sim: SimProcess) -> None:
+    local_config(tmp_path / "config.toml", sim)
+    write_suite(tmp_path / "s.jsonl", arithmetic_cases(3))
+    args = ("eval", "local", "--suite", "s.jsonl", "--cache-dir", "cache")
+    first, again = evalrun(tmp_path, *args), evalrun(tmp_path, *args)
+    assert "all cached" not in first.stdout
+    assert "(of the original calls: all cached)" in again.stdout and "none: all cached" in again.stdout

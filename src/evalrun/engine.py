@@ -242,6 +242,7 @@ class Engine:
             attempts=attempts,
             error=error,
             refusal=answer.refusal,
+            finish_reason=answer.finish_reason,
         )
 
     def _done(self, token: object, result: CaseResult) -> None:

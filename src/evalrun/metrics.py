@@ -112,6 +112,8 @@ class RunMetrics:
     not_run: int = 0
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     warnings: list[str] = field(default_factory=list)
+    #: Answers cut at the token limit: scored, but rarely what the suite meant to test.
+    truncated: int = 0
     started_at: float | None = None
     finished_at: float | None = None
     _backoff_until: float = 0.0
@@ -172,6 +174,8 @@ class RunMetrics:
         self.by_model.setdefault(result.model, Counts()).add(result.status)
         if result.status != Status.ERROR:
             self.latency.add(result.latency_ms)
+        if result.finish_reason in TRUNCATED:
+            self.truncated += 1
         self.prompt_tokens += result.tokens["prompt"]
         self.completion_tokens += result.tokens["completion"]
 
@@ -260,12 +264,16 @@ class RunMetrics:
                 name: {"total": c.total, "passed": c.passed, "pass_rate": round(c.pass_rate, 6)}
                 for name, c in sorted(self.by_category.items())
             },
+            "truncated": self.truncated,
             "warnings": list(self.warnings),
         }
 
     def _on_warning(self, event: RunWarning) -> None:
         self.warnings.append(event.message)
 
+
+#: How APIs say an answer was cut at the token limit (OpenAI and its kind; Anthropic).
+TRUNCATED = frozenset({"length", "max_tokens"})
 
 _HANDLERS: dict[type, Callable[[RunMetrics, Any], None]] = {
     RunStarted: RunMetrics._on_run_started,

@@ -213,6 +213,9 @@ class Runner(Watched):
             outcome = await _ticking(engine.run(work), emit)
             with anyio.CancelScope(shield=True):  # now, so that a cache failing to take it is told
                 await cache.flush()
+            if metrics.truncated:
+                cut = f"{counted(metrics.truncated, 'answer')} cut at the token limit (finish_reason length)"
+                emit(RunWarning(f"{cut}: scored as they are; raise max_tokens in the cases' params"))
             overall = metrics.overall  # the pass rate as results.json rounds it, so the two agree
             code = eval_exit_code(
                 outcome.state, overall.errors, round(overall.pass_rate, 6), settings.min_pass_rate, settings.max_errors

@@ -487,3 +487,14 @@ def test_the_max_response_bytes_setting_caps_a_run(serve: Callable[[Handler], Lo
     server = serve(answering(http(_answer({"role": "assistant", "content": "5" * 5000}))))
     [case] = _run_against(server.url, tmp_path, max_response_bytes=2048)["cases"]
     assert case["status"] == "error" and "response too large" in case["error"] and case["attempts"] == 1
+
+
+def test_answers_cut_at_the_token_limit_are_counted_and_warned_about(
+    serve: Callable[[Handler], Loopback], tmp_path: Path
+) -> None:
+    cut = {"model": "m", "choices": [{"message": {"content": "5 and the rest"}, "finish_reason": "length"}]}
+    server = serve(answering(http(json.dumps(cut).encode())))
+    document = _run_against(server.url, tmp_path)
+    [case] = document["cases"]
+    assert case["finish_reason"] == "length" and document["summary"]["truncated"] == 1
+    assert any("cut at the token limit" in warning for warning in document["summary"]["warnings"])

@@ -26,8 +26,12 @@ def _overall(summary: Summary) -> Table:
     table = Table(title="Overall", title_justify="left", show_header=False)
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")
+    ran = s["total"] - s["not_run"]
+    answered = ran - s["errors"]
+    all_cached = answered > 0 and s["cache_hits"] == answered
+    concurrency = f"avg {s['avg_concurrency']:.1f}, peak {s['peak_concurrency']}"
     rows = [
-        ("pass rate", f"{s['pass_rate']:.1%}"),
+        ("pass rate", f"{s['pass_rate']:.1%}" + (f" of the {ran:,} that ran" if s["not_run"] else "")),
         (
             "cases",
             f"{s['total']:,} ({s['passed']:,} passed, {s['failed']:,} failed, {s['errors']:,} errors, "
@@ -36,9 +40,13 @@ def _overall(summary: Summary) -> Table:
         ("wall time", f"{s['wall_seconds']:.2f} s"),
         ("cases per second", f"{s['cases_per_second']:,.1f}"),
         ("cache hits", f"{s['cache_hits']:,} ({s['cache_efficiency']:.1%} efficiency)"),
-        ("concurrency", f"avg {s['avg_concurrency']:.1f}, peak {s['peak_concurrency']}"),
+        ("concurrency", "none: all cached" if all_cached else concurrency),
         ("retries", f"{s['retries']:,}"),
-        ("latency", f"p50 {s['latency_ms']['p50']:.0f} ms, p95 {s['latency_ms']['p95']:.0f} ms"),
+        (
+            "latency",
+            f"p50 {s['latency_ms']['p50']:.0f} ms, p95 {s['latency_ms']['p95']:.0f} ms"
+            + (" (of the original calls: all cached)" if all_cached else ""),
+        ),
         ("tokens", f"{s['tokens']['prompt']:,} prompt + {s['tokens']['completion']:,} completion"),
     ]
     for name, value in rows:

@@ -58,7 +58,8 @@ def not_run_json(case_id: str, category: str, model: str, repeat: int) -> str:
     return (
         f'{{"id": {_text(case_id)}, "category": {_text(category)}, "model": {_text(model)}, "repeat": {repeat}, '
         '"status": "not_run", "score": 0.0, "response": null, "assertions": [], "latency_ms": 0.0, '
-        '"tokens": {"prompt": 0, "completion": 0}, "cached": false, "attempts": 0, "error": null, "refusal": null}'
+        '"tokens": {"prompt": 0, "completion": 0}, "cached": false, "attempts": 0, "error": null, "refusal": null, '
+        '"finish_reason": null}'
     )
 
 
@@ -81,6 +82,8 @@ class CaseResult:
     error: str | None = None
     #: What the model said instead of answering, when its API says so (OpenAI's ``refusal``).
     refusal: str | None = None
+    #: Why the answer ended, in the API's words (``stop``, ``length``: cut at the token limit).
+    finish_reason: str | None = None
 
     @functools.cached_property
     def json(self) -> str:
@@ -103,6 +106,7 @@ class CaseResult:
             "attempts": self.attempts,
             "error": self.error,
             "refusal": self.refusal,
+            "finish_reason": self.finish_reason,
         }
 
 
@@ -136,6 +140,7 @@ class Summary(TypedDict):
     tokens: Tokens
     latency_ms: LatencySummary
     by_category: dict[str, CategorySummary]
+    truncated: int  # answers cut at the token limit (finish_reason length / max_tokens)
     warnings: list[str]  # what went wrong that the run survived, one line each
 
 
