@@ -121,3 +121,16 @@ def test_a_fully_cached_rerun_says_its_figures_are_the_original_calls(tmp_path: 
     first, again = evalrun(tmp_path, *args), evalrun(tmp_path, *args)
     assert "all cached" not in first.stdout
     assert "(of the original calls: all cached)" in again.stdout and "none: all cached" in again.stdout
+
+
+def test_the_status_line_names_the_top_error_reason() -> None:
+    from evalrun.display.eval_plain import progress_line
+    from evalrun.events import RunStarted, TaskFinished
+    from evalrun.metrics import RunMetrics
+    from evalrun.schema import CaseResult, RunKind, Status
+
+    metrics = RunMetrics()
+    metrics(RunStarted("r", RunKind.EVAL, 3, "p", ("m",), 2, {"c": 3}))
+    for case_id, error in (("a", "ConnectError: refused"), ("b", "HTTP 500: boom"), ("c", "HTTP 500: boom")):
+        metrics(TaskFinished(CaseResult(case_id, "c", "m", 0, Status.ERROR, error=error, attempts=1)))
+    assert "error 3 (top: HTTP 500: boom)" in progress_line(metrics)

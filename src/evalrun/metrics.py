@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,6 +115,8 @@ class RunMetrics:
     warnings: list[str] = field(default_factory=list)
     #: Answers cut at the token limit: scored, but rarely what the suite meant to test.
     truncated: int = 0
+    #: Cases in error, by the start of their reason: what the displays name as the top one.
+    error_reasons: Counter[str] = field(default_factory=Counter)
     started_at: float | None = None
     finished_at: float | None = None
     _backoff_until: float = 0.0
@@ -170,6 +173,8 @@ class RunMetrics:
         else:
             self._move_inflight(-1, event.at)
         self.overall.add(result.status)
+        if result.status == Status.ERROR:
+            self.error_reasons[(result.error or "")[:60]] += 1
         self.by_category.setdefault(result.category, Counts()).add(result.status)
         self.by_model.setdefault(result.model, Counts()).add(result.status)
         if result.status != Status.ERROR:
@@ -188,6 +193,11 @@ class RunMetrics:
         self.finished_at = event.at
 
     # -- derived figures --------------------------------------------------------------------
+
+    @property
+    def top_error(self) -> str:
+        """The most frequent reason of the cases in error ("" when none), for a status line."""
+        return self.error_reasons.most_common(1)[0][0] if self.error_reasons else ""
 
     @property
     def elapsed(self) -> float:

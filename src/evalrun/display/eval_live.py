@@ -36,6 +36,7 @@ class RichEvalDisplay(LiveView):
             (f"✗ {overall.failed} failed", "red"),
             "  ",
             (f"! {overall.errors} errors", "magenta"),
+            (f" (top: {m.top_error})" if m.top_error else "", "magenta"),
             "  ",
             f"cache hits {m.cache_hits}  retries {m.retries} (429s {m.rate_limited})  "
             f"in flight {m.inflight}/{m.limit}  tokens {m.prompt_tokens:,}+{m.completion_tokens:,}",

@@ -20,7 +20,8 @@ def progress_line(metrics: RunMetrics) -> str:
     return (
         plain_progress(metrics.figures, "cases", metrics.display_state)
         + f" | pass {overall.passed} fail {overall.failed} error {overall.errors}"
-        f" | cache hits {metrics.cache_hits} | retries {metrics.retries} (429: {metrics.rate_limited})"
+        + (f" (top: {metrics.top_error})" if metrics.top_error else "")
+        + f" | cache hits {metrics.cache_hits} | retries {metrics.retries} (429: {metrics.rate_limited})"
         f" | in flight {metrics.inflight}/{metrics.limit}"
     )
 
