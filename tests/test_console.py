@@ -4,9 +4,11 @@ and counts in the number they take."""
 from __future__ import annotations
 
 import json
+import logging
 from importlib.metadata import version
 from pathlib import Path
 
+import pytest
 from helpers import arithmetic_cases, evalrun, local_config, write_suite
 
 from evalrun.progress import counted
@@ -134,3 +136,41 @@ def test_the_status_line_names_the_top_error_reason() -> None:
     for case_id, error in (("a", "ConnectError: refused"), ("b", "HTTP 500: boom"), ("c", "HTTP 500: boom")):
         metrics(TaskFinished(CaseResult(case_id, "c", "m", 0, Status.ERROR, error=error, attempts=1)))
     assert "error 3 (top: HTTP 500: boom)" in progress_line(metrics)
+
+
+def test_the_library_logs_through_the_evalrun_logger(
+    tmp_path: Path, sim: SimProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    from helpers import local_settings
+
+    from evalrun import Runner
+
+    settings = local_settings(tmp_path, sim, arithmetic_cases(2))
+
+    def broken(event: object) -> None:
+        raise ValueError("observer bug")
+
+    with caplog.at_level(logging.DEBUG, logger="evalrun"):
+        Runner(settings, env={}).subscribe(broken).run_sync()
+    messages = [(record.levelname, record.getMessage()) for record in caplog.records if record.name == "evalrun"]
+    assert any(level == "DEBUG" and text.startswith("suites checked in") for level, text in messages)
+    assert any(level == "DEBUG" and text.startswith("call: ") for level, text in messages)
+    assert any(level == "WARNING" and "observer bug" in text for level, text in messages)
+
+
+def test_log_level_writes_to_stderr_never_into_json_progress(tmp_path: Path, sim: SimProcess) -> None:
+    local_config(tmp_path / "config.toml", sim)
+    write_suite(tmp_path / "s.jsonl", arithmetic_cases(2))
+    done = evalrun(
+        tmp_path,
+        "eval",
+        "local",
+        "--suite",
+        "s.jsonl",
+        "--no-cache",
+        "--progress",
+        "json",
+        env={"EVALRUN_LOG_LEVEL": "debug"},
+    )
+    assert done.returncode == 0 and " evalrun DEBUG call: " in done.stderr
+    assert all(json.loads(line) for line in done.stdout.splitlines())  # stdout: JSON lines only

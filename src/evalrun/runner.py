@@ -31,6 +31,7 @@ from .engine import Engine, EngineOptions, Outcome
 from .events import Observer, RunFinished, RunStarted, RunWarning, Tick
 from .exitcodes import ExitCode
 from .interrupts import exit_code_of_signal
+from .logs import logger
 from .metrics import RunMetrics
 from .plan import case_selector, tasks
 from .progress import counted
@@ -128,6 +129,7 @@ class Runner(Watched):
             _check_writable(settings)
             self._plan = plan
             self._checked_in = time.monotonic() - begun
+            logger.debug("suites checked in %.3f s: %d cases selected", self._checked_in, plan.total)
         return self._plan
 
     def run_sync(self, handle_signals: bool = False) -> RunResult:
@@ -232,6 +234,7 @@ class Runner(Watched):
             "started_at": started_at,
             "settings": settings.public(),
         }
+        reported = time.monotonic()
         write_reports(
             spool,
             run,
@@ -242,6 +245,7 @@ class Runner(Watched):
             state=outcome.state,
             exit_code=int(code),
         )
+        logger.debug("reports written in %.3f s", time.monotonic() - reported)
         reason = exit_reason(code, summary, outcome.message, settings)
         return RunResult(run, summary, outcome.state, code, metrics, spool, reason)
 

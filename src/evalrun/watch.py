@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .eventlog import JsonLinesLog
 from .events import Fanout, Observer
+from .logs import LogObserver
 from .progress import Throttle
 from .reports.files import UNWRITABLE
 from .schema import ProgressDict
@@ -53,6 +54,7 @@ class Watched:
             if events_path:
                 log = stack.enter_context(open(events_path, "w", encoding="utf-8", errors=UNWRITABLE))
                 extras.append(JsonLinesLog(log))
+            extras.append(LogObserver())
             extras += self._observers
             extras += [Throttle(snapshot, callback, every) for callback, every in self._progress_callbacks]
             yield Fanout(own, extras, scrub)

@@ -10,6 +10,7 @@ import typer
 
 from ..reports.files import UNWRITABLE
 from . import bench_cmd, cache_cmd, eval_cmd, init_cmd, providers_cmd, sim_cmd, test_cmd, validate_cmd
+from ._common import fail
 
 app = typer.Typer(
     name="evalrun",
@@ -33,8 +34,20 @@ def _options(
     version: Annotated[
         bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level", envvar="EVALRUN_LOG_LEVEL", help="Show evalrun's log on stderr: debug, info, warning, error."
+        ),
+    ] = None,
 ) -> None:
     """Fast, cached, observable LLM evaluation runs, on the laptop and in CI."""
+    if log_level:
+        from ..logs import LEVELS, log_to_stderr
+
+        if log_level.lower() not in LEVELS:
+            raise fail([f"--log-level/EVALRUN_LOG_LEVEL: '{log_level}' is not one of {', '.join(LEVELS)}"])
+        log_to_stderr(log_level)
 
 
 app.command("eval")(eval_cmd.eval_command)
