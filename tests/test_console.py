@@ -109,11 +109,15 @@ def test_a_run_ticks_while_its_calls_hang_and_the_log_keeps_no_tick(tmp_path: Pa
     sim.control(rate_timeout=1.0)  # never answers
     events = tmp_path / "e.jsonl"
     settings = local_settings(tmp_path, sim, arithmetic_cases(1), request_timeout=2.5, retries=0, events=str(events))
-    ticks: list[object] = []
-    Runner(settings, env={}).subscribe(
-        lambda event: ticks.append(event) if isinstance(event, Tick) else None
-    ).run_sync()
+    seen: list[object] = []
+
+    def watch(event: object) -> None:
+        seen.append(event)
+
+    Runner(settings, env={}).subscribe(watch).run_sync()
+    ticks = [event for event in seen if isinstance(event, Tick)]
     assert len(ticks) >= 2 and '"tick"' not in events.read_text()
+    assert type(seen[-1]).__name__ == "RunFinished"  # the ticker stops with the run
 
 
 def test_a_fully_cached_rerun_says_its_figures_are_the_original_calls(tmp_path: Path, sim: SimProcess) -> None:
@@ -174,3 +178,20 @@ def test_log_level_writes_to_stderr_never_into_json_progress(tmp_path: Path, sim
     )
     assert done.returncode == 0 and " evalrun DEBUG call: " in done.stderr
     assert all(json.loads(line) for line in done.stdout.splitlines())  # stdout: JSON lines only
+
+
+def test_user_text_in_the_tables_is_never_read_as_markup(tmp_path: Path, sim: SimProcess) -> None:
+    local_config(tmp_path / "config.toml", sim)
+    case = {"id": "q[/x]", "category": "c[bold]", "prompt": "repeat: [/y] [red]no", "expected": "nope"}
+    write_suite(tmp_path / "s.jsonl", [case])
+    done = evalrun(tmp_path, "eval", "local", "--suite", "s.jsonl", "--no-cache", "--min-pass-rate", "0")
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert "q[/x]" in done.stdout and "c[bold]" in done.stdout and "[red]no" in done.stdout
+
+
+def test_init_says_in_one_line_what_it_cannot_write(tmp_path: Path) -> None:
+    (tmp_path / "suites").write_text("a file where the folder would go")
+    done = evalrun(tmp_path, "init")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr == "evalrun: suites/example.jsonl: suites is there and is not a folder\n"
+    assert not (tmp_path / "config.toml").exists()  # nothing written before the check

@@ -30,7 +30,6 @@ from .cache.responses import ResponseCache
 from .client import ModelClient, acquire_promptly
 from .events import CacheHit, NotRun, Observer, TaskFinished, TasksNotRun, TaskStarted
 from .plan import Task
-from .progress import counted
 from .providers.base import ChatResponse, ProviderError
 from .schema import CaseResult, RunState, Status
 from .scoring import ModelRequest, Scorer, Verdict
@@ -141,7 +140,7 @@ class Engine:
             run.message = f"run timeout of {self._options.timeout:g} s reached"
         not_run = self._emit_not_run(source)
         if not_run and not run.message:
-            run.message = f"{counted(not_run, 'task')} did not run"
+            run.message = f"tasks not run: {not_run}"
         return Outcome(run.state, run.message, time.monotonic())
 
     def _emit_not_run(self, source: Iterator[Task]) -> int:

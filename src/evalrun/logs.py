@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from .events import (
     CacheHit,
@@ -33,36 +35,50 @@ LEVELS = ("debug", "info", "warning", "error")
 
 
 class LogObserver:
-    """The events of a run as log records on the ``evalrun`` logger."""
+    """The events of a run as log records on the ``evalrun`` logger: a dict lookup an event, and
+    a level check for those logged at DEBUG."""
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, RunWarning):
-            logger.warning("%s", event.message)
-        elif isinstance(event, RunStarted):
-            logger.info("run %s started: %d tasks on %s", event.run_id, event.total, event.provider or event.kind)
-        elif isinstance(event, RunFinished):
-            why = f": {event.message}" if event.message else ""
-            logger.info("run ended: %s%s (exit %d)", event.state, why, event.exit_code)
-        elif logger.isEnabledFor(logging.DEBUG):
-            self._debug(event)
+        write = _RECORDS.get(type(event))
+        if write is not None:
+            write(event)
 
-    def _debug(self, event: Event) -> None:
-        if isinstance(event, CacheHit):
-            logger.debug("cache hit: %s (%s, repeat %d)", event.case_id, event.model, event.repeat)
-        elif isinstance(event, TaskStarted):
-            logger.debug("call: %s (%s, repeat %d)", event.case_id, event.model, event.repeat)
-        elif isinstance(event, RetryScheduled):
-            logger.debug("retry %d of %s in %.2f s: %s", event.attempt, event.case_id, event.delay, event.reason)
-        elif isinstance(event, ConcurrencyChanged):
-            logger.debug("concurrency limit %d: %s", event.limit, event.reason)
-        elif isinstance(event, PaceChanged):
-            logger.debug("pace: %s requests, %s tokens a minute", event.requests_per_minute, event.tokens_per_minute)
+
+def _run_started(event: RunStarted) -> None:
+    logger.info("run %s started: %d tasks on %s", event.run_id, event.total, event.provider or event.kind)
+
+
+def _run_finished(event: RunFinished) -> None:
+    why = f": {event.message}" if event.message else ""
+    logger.info("run ended: %s%s (exit %d)", event.state, why, event.exit_code)
+
+
+def _debug(message: str, *fields: str) -> Callable[[Any], None]:
+    def write(event: Any) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(message, *(getattr(event, name) for name in fields))
+
+    return write
+
+
+_RECORDS: dict[type, Callable[[Any], None]] = {
+    RunWarning: lambda event: logger.warning("%s", event.message),
+    RunStarted: _run_started,
+    RunFinished: _run_finished,
+    CacheHit: _debug("cache hit: %s (%s, repeat %d)", "case_id", "model", "repeat"),
+    TaskStarted: _debug("call: %s (%s, repeat %d)", "case_id", "model", "repeat"),
+    RetryScheduled: _debug("retry %d of %s in %.2f s: %s", "attempt", "case_id", "delay", "reason"),
+    ConcurrencyChanged: _debug("concurrency limit %d: %s", "limit", "reason"),
+    PaceChanged: _debug("pace: %s requests, %s tokens a minute", "requests_per_minute", "tokens_per_minute"),
+}
 
 
 def log_to_stderr(level: str) -> None:
     """Show evalrun's records at ``level`` and above on stderr (never on stdout, where
-    ``--progress json`` writes)."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-    logger.addHandler(handler)
+    ``--progress json`` writes); called again, it changes the level, not the handler."""
+    if not any(getattr(handler, "_evalrun_stderr", False) for handler in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        handler._evalrun_stderr = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
     logger.setLevel(level.upper())

@@ -290,7 +290,7 @@ def _tripped(trip: Trip, settings: Settings) -> str:
         status = trip.reason.split(":", 1)[0]  # "HTTP 401": the server's words may run long
         check = f"check {profile.api_key_env}" if profile.api_key_env else "the profile names no key (api_key_env)"
         return f"provider '{settings.provider}' rejected the API key ({status}): {check}"
-    host = urlsplit(profile.base_url).netloc or profile.base_url
+    host = urlsplit(profile.base_url).netloc or profile.base_url or f"the '{settings.provider}' server"
     return f"cannot reach {host}: {trip.reason}"
 
 

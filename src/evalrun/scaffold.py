@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import ConfigError
+
 __all__ = ["SUITE", "Scaffolded", "scaffold"]
 
 _DATA = Path(__file__).parent / "data"
@@ -20,14 +22,23 @@ class Scaffolded:
 
 
 def scaffold(root: Path) -> Scaffolded:
-    """Write the starting files under ``root``, each only if it is not there yet."""
+    """Write the starting files under ``root``, each only if nothing is there yet (not even a
+    dangling link); ``ConfigError`` naming the path when one cannot be written, before any is."""
+    targets = {name: root / name for name in _FILES}
+    for name, target in targets.items():
+        folder = target.parent
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"{name}: {folder.name} is there and is not a folder")
     written, kept = [], []
-    for name, template in _FILES.items():
-        target = root / name
-        if target.exists():
+    for name, target in targets.items():
+        if target.exists() or target.is_symlink():
             kept.append(name)
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(template.read_text(encoding="utf-8"), encoding="utf-8")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "x", encoding="utf-8") as handle:  # never over a file that appeared meanwhile
+                handle.write(_FILES[name].read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{name}: cannot write it: {exc.strerror or exc}") from None
         written.append(name)
     return Scaffolded(written, kept)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ._common import user_errors
+
 
 def init_command() -> None:
     """Write config.toml (if there is none) and suites/example.jsonl, and say what to run next."""
     from ..scaffold import SUITE, scaffold
 
-    done = scaffold(Path.cwd())
+    with user_errors():
+        done = scaffold(Path.cwd())
     for name in done.written:
         print(f"wrote {name}")
     for name in done.kept:

@@ -1,10 +1,13 @@
 """When nothing can succeed, say so at once instead of retrying every case for minutes.
 
-Two signs are enough. A 401 or 403 means the key is refused: every other call would be refused
-too, so the first one stops the run. And when the first attempts all fail to reach the server at
-all (a name that does not resolve, a refused connection, a TLS failure) and not one answer has
+Two signs are enough. A 401 means the key is refused: every other call would be refused too, so
+the first one stops the run; so does a 403 before any answer came (after one, a 403 is more
+likely one case's content than the key, and is that case's error). And when a call has failed to
+reach the server at all (a name that does not resolve, a refused connection, a TLS failure)
+``UNREACHABLE_AFTER`` times in a row, across its backoffs, and not one response of any status has
 come, the server is not there: without a network, a Groq run used to retry 48 cases for 99 s.
-Once a single answer has come, a failure to connect is a blip, and the retries deal with it.
+Counting one call's attempts, not the first wave's, lets a server that is starting come up.
+Once the server has said anything, a failure to connect is a blip, and the retries deal with it.
 """
 
 from __future__ import annotations
@@ -14,11 +17,9 @@ from typing import Literal
 
 __all__ = ["UNREACHABLE_AFTER", "Breaker", "Trip"]
 
-#: Attempts that must all fail to reach the server, with no answer yet, before the run stops: more
-#: than one (a single refused connection can be a server restarting), few enough to stop in seconds.
+#: Attempts of one call, in a row, that must fail to reach the server, with no response yet, before
+#: the run stops: with the backoff between them, a second or more; few enough to stop in seconds.
 UNREACHABLE_AFTER = 3
-
-AUTH_STATUSES = frozenset({401, 403})
 
 
 @dataclass(frozen=True)
@@ -35,21 +36,23 @@ class Breaker:
     def __init__(self) -> None:
         self.tripped: Trip | None = None
         self._answered = False
-        self._unreachable = 0
 
     def answered(self) -> None:
+        """The server responded (any status): it is there."""
         self._answered = True
 
-    def unreachable(self, reason: str) -> Trip | None:
-        """An attempt that never reached the server; the trip, if this one makes it."""
-        self._unreachable += 1
-        if self._answered or self._unreachable < UNREACHABLE_AFTER:
+    def unreachable(self, reason: str, in_a_row: int) -> Trip | None:
+        """A call's ``in_a_row``-th attempt in a row that never reached the server; the trip, if
+        this one makes it."""
+        if self._answered or in_a_row < UNREACHABLE_AFTER:
             return None
         return self._trip(Trip("unreachable", reason))
 
     def refused(self, status: int | None, reason: str) -> Trip | None:
         """A final error; the trip, if it says the key is refused."""
-        return self._trip(Trip("auth", reason)) if status in AUTH_STATUSES else None
+        if status == 401 or (status == 403 and not self._answered):
+            return self._trip(Trip("auth", reason))
+        return None
 
     def _trip(self, trip: Trip) -> Trip | None:
         if self.tripped is not None:

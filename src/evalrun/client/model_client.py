@@ -54,6 +54,7 @@ class _Tries:
     failures: int = 0
     rate_limited: int = 0
     holding: bool = True  # whether the call holds its send slot (not while it waits without it)
+    unreachable: int = 0  # attempts in a row that never reached the server
 
 
 class ModelClient:
@@ -104,8 +105,11 @@ class ModelClient:
                 try:
                     reply = await self._send(model, messages, params)
                 except TransientError as exc:
+                    tries.unreachable = tries.unreachable + 1 if exc.unreachable else 0
                     if exc.unreachable:
-                        self._tell(self._breaker.unreachable(exc.reason))
+                        self._tell(self._breaker.unreachable(exc.reason, tries.unreachable))
+                    elif exc.status is not None:
+                        self._breaker.answered()
                     self._learn(exc.limits, ticket, exc.status == 429, exc.delay)
                     delay = self._delay_before_retry(exc, tries, attempt, started)
                     keep = exc.status == 429 and exc.delay is None
@@ -117,6 +121,8 @@ class ModelClient:
                 except ProviderError as exc:
                     exc.attempts = attempt
                     self._tell(self._breaker.refused(exc.status, str(exc)))
+                    if exc.status is not None:
+                        self._breaker.answered()
                     raise
                 self._breaker.answered()
                 self._learn(reply.limits, ticket)

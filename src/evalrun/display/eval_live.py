@@ -36,7 +36,7 @@ class RichEvalDisplay(LiveView):
             (f"✗ {overall.failed} failed", "red"),
             "  ",
             (f"! {overall.errors} errors", "magenta"),
-            (f" (top: {m.top_error})" if m.top_error else "", "magenta"),
+            Text(f" (top: {m.top_error})" if m.top_error else "", style="magenta"),
             "  ",
             f"cache hits {m.cache_hits}  retries {m.retries} (429s {m.rate_limited})  "
             f"in flight {m.inflight}/{m.limit}  tokens {m.prompt_tokens:,}+{m.completion_tokens:,}",
@@ -51,9 +51,8 @@ class RichEvalDisplay(LiveView):
         rows = sorted(self.metrics.by_category.items())
         for name, counts in rows[:_MAX_CATEGORY_ROWS]:
             bar = ProgressBar(total=max(counts.total, 1), completed=counts.done, width=20)
-            table.add_row(
-                name, f"{counts.done}/{counts.total}", str(counts.passed), str(counts.failed), str(counts.errors), bar
-            )
+            done = f"{counts.done}/{counts.total}"
+            table.add_row(Text(name), done, str(counts.passed), str(counts.failed), str(counts.errors), bar)
         if len(rows) > _MAX_CATEGORY_ROWS:
             table.add_row(f"… {len(rows) - _MAX_CATEGORY_ROWS} more", "", "", "", "", "")
         return table

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from ..reports.markdown import failure_text
 from ..schema import Status
@@ -58,8 +59,11 @@ def trouble_tables(trouble: Trouble, where: str) -> list[Table]:
         table = Table(title=f"Errors ({sum(trouble.errors.values()):,})", title_justify="left")
         for column in ("reason", "cases", "first ids"):
             table.add_column(column, justify="right" if column == "cases" else "left", overflow="fold")
-        for reason, count in trouble.errors.most_common():
-            table.add_row(reason, f"{count:,}", ", ".join(trouble.error_ids[reason]))
+        reasons = trouble.errors.most_common()
+        for reason, count in reasons[:SHOWN]:  # user text: never read as rich markup
+            table.add_row(Text(reason), f"{count:,}", Text(", ".join(trouble.error_ids[reason])))
+        if len(reasons) > SHOWN:
+            table.add_row(Text(f"… and {len(reasons) - SHOWN} more reasons, {where}"), "", "")
         tables.append(table)
     if trouble.failed:
         more = trouble.failed_count - len(trouble.failed)
@@ -69,6 +73,7 @@ def trouble_tables(trouble: Trouble, where: str) -> list[Table]:
             table.add_column(column, overflow="fold")
         for record in trouble.failed:
             why = _short(failure_text(record).split("; ")[0], 60)  # the first failing assertion
-            table.add_row(str(record["id"]), str(record["category"]), why, _short(str(record["response"]), 40))
+            answer = _short(str(record["response"]), 40)
+            table.add_row(Text(str(record["id"])), Text(str(record["category"])), Text(why), Text(answer))
         tables.append(table)
     return tables

@@ -56,13 +56,14 @@ def _overall(summary: Summary) -> Table:
 
 def _breakdown(title: str, rows: Mapping[str, Counts]) -> Table:
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=title, title_justify="left")
     for column in (title.split()[-1], "cases", "passed", "failed", "errors", "pass rate"):
         table.add_column(column, justify="left" if column == title.split()[-1] else "right")
     for name, counts in sorted(rows.items()):
         table.add_row(
-            name,
+            Text(name),  # a category is the user's text, never rich markup
             str(counts.total),
             str(counts.passed),
             str(counts.failed),
