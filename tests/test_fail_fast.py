@@ -15,7 +15,7 @@ import anyio
 from helpers import arithmetic_cases, evalrun, local_config, write_suite
 
 from evalrun.client import Breaker, CallPolicy, ModelClient, Trip
-from evalrun.client.breaker import UNREACHABLE_AFTER
+from evalrun.client.breaker import UNREACHABLE_AFTER, UNREACHABLE_FOR
 from evalrun.providers.base import ChatResponse, ProviderError, Reply, TransientError
 from evalrun.sim import SimProcess
 
@@ -71,6 +71,15 @@ def test_the_breaker_trips_on_one_call_failing_to_connect_in_a_row_never_after_a
     answered = Breaker()
     answered.answered()
     assert answered.unreachable("ConnectError: refused", 10 * UNREACHABLE_AFTER) is None
+
+
+def test_the_breaker_trips_on_many_first_attempts_only_once_they_have_lasted() -> None:
+    now = [0.0]
+    breaker = Breaker(clock=lambda: now[0])
+    first_wave = [breaker.unreachable("ConnectError: refused", 1) for _ in range(20)]  # all at once
+    assert first_wave == [None] * 20  # a server still starting gets its time
+    now[0] = UNREACHABLE_FOR
+    assert breaker.unreachable("ConnectError: refused", 1) is not None
 
 
 def test_a_401_always_trips_a_403_only_before_any_response() -> None:
