@@ -195,3 +195,33 @@ def test_init_says_in_one_line_what_it_cannot_write(tmp_path: Path) -> None:
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr == "evalrun: suites/example.jsonl: suites is there and is not a folder\n"
     assert not (tmp_path / "config.toml").exists()  # nothing written before the check
+
+
+def test_the_live_view_fits_80_columns_in_the_16_standard_colours() -> None:
+    import io
+    import re
+
+    from rich.console import Console
+
+    from evalrun.display.eval_live import RichEvalDisplay
+    from evalrun.events import RunStarted, TaskFinished
+    from evalrun.schema import CaseResult, RunKind, Status
+
+    display = RichEvalDisplay(io.StringIO())
+    display.metrics(RunStarted("r", RunKind.EVAL, 48, "sim", ("sim-1",), 10, {"math": 48}))
+
+    def screen() -> tuple[str, str]:
+        out = io.StringIO()
+        Console(file=out, width=80, color_system="standard", force_terminal=True).print(display._render())
+        return out.getvalue(), re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue())
+
+    for i in range(10):
+        display.metrics(TaskFinished(CaseResult(f"c{i}", "math", "sim-1", 0, Status.PASS, response="4", cached=True)))
+    running, _ = screen()
+    for i in range(10, 48):
+        display.metrics(TaskFinished(CaseResult(f"c{i}", "math", "sim-1", 0, Status.PASS, response="4", cached=True)))
+    finished, text = screen()
+    assert all(len(line) <= 80 for line in text.splitlines()), text
+    assert not any(line.lstrip().startswith(("flight", "tokens")) for line in text.splitlines()), text  # no wrap
+    # Standard colours, as a 16-colour terminal shows them: cyan while running, green when done.
+    assert "\x1b[36m" in running and "\x1b[32m" in finished

@@ -34,11 +34,24 @@ def header(title: str, detail: str, state: RunState) -> Text:
     return Text.assemble((f"{title} ", "bold"), f"{detail} · ", (state, STATE_STYLE.get(state, "")))
 
 
+def bar(total: int, completed: int, width: int) -> ProgressBar:
+    """A progress bar in the 16 standard colours (cyan running, green done, grey to go): rich's own
+    are RGB, which a 16-colour terminal shows as red while running and an invisible grey at 100 %."""
+    return ProgressBar(
+        total=total,
+        completed=completed,
+        width=width,
+        style="bright_black",
+        complete_style="cyan",
+        finished_style="green",
+    )
+
+
 def progress_row(current: Figures, unit: str) -> Table:
     row = Table.grid(padding=(0, 1))
     total = max(current.total, 1)
     row.add_row(
-        ProgressBar(total=total, completed=min(current.done, total), width=40),
+        bar(total, min(current.done, total), 40),
         Text(f"{current.percentage:5.1f}%", style="bold"),
         f"{current.done}/{current.total}",
         f"{current.rate:,.1f} {unit}/s",

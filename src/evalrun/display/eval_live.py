@@ -9,12 +9,11 @@ from __future__ import annotations
 from typing import IO
 
 from rich.console import Group, RenderableType
-from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
 from ..metrics import RunMetrics
-from ._live import LiveView, header, progress_row
+from ._live import LiveView, bar, header, progress_row
 
 __all__ = ["RichEvalDisplay"]
 
@@ -30,19 +29,26 @@ class RichEvalDisplay(LiveView):
         m = self.metrics
         overall = m.overall
         title = header("evalrun", f"{m.provider} · {', '.join(m.models)}", m.display_state)
-        counters = Text.assemble(
+        # Two lines, each cut with an ellipsis rather than wrapped: at 80 columns one line broke
+        # mid-phrase ("in ⏎flight").
+        outcomes = Text.assemble(
             (f"✓ {overall.passed} passed", "green"),
             "  ",
             (f"✗ {overall.failed} failed", "red"),
             "  ",
             (f"! {overall.errors} errors", "magenta"),
             Text(f" (top: {m.top_error})" if m.top_error else "", style="magenta"),
-            "  ",
-            f"cache hits {m.cache_hits}  retries {m.retries} (429s {m.rate_limited})  "
-            f"in flight {m.inflight}/{m.limit}  tokens {m.prompt_tokens:,}+{m.completion_tokens:,}",
-            f"  paced {m.paced_rpm:,.0f}/min" if m.paced_rpm else "",
+            no_wrap=True,
+            overflow="ellipsis",
         )
-        return Group(title, progress_row(m.figures, "cases"), counters, self._categories())
+        calls = Text(
+            f"cache hits {m.cache_hits}  retries {m.retries} (429s {m.rate_limited})  in flight {m.inflight}/{m.limit}"
+            f"  tokens {m.prompt_tokens:,}+{m.completion_tokens:,}"
+            + (f"  paced {m.paced_rpm:,.0f}/min" if m.paced_rpm else ""),
+            no_wrap=True,
+            overflow="ellipsis",
+        )
+        return Group(title, progress_row(m.figures, "cases"), outcomes, calls, self._categories())
 
     def _categories(self) -> Table:
         table = Table(box=None, padding=(0, 2), show_header=True, header_style="dim")
@@ -50,9 +56,9 @@ class RichEvalDisplay(LiveView):
             table.add_column(column)
         rows = sorted(self.metrics.by_category.items())
         for name, counts in rows[:_MAX_CATEGORY_ROWS]:
-            bar = ProgressBar(total=max(counts.total, 1), completed=counts.done, width=20)
             done = f"{counts.done}/{counts.total}"
-            table.add_row(Text(name), done, str(counts.passed), str(counts.failed), str(counts.errors), bar)
+            line = bar(max(counts.total, 1), counts.done, 20)
+            table.add_row(Text(name), done, str(counts.passed), str(counts.failed), str(counts.errors), line)
         if len(rows) > _MAX_CATEGORY_ROWS:
             table.add_row(f"… {len(rows) - _MAX_CATEGORY_ROWS} more", "", "", "", "", "")
         return table
