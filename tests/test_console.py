@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from importlib.metadata import version
 from pathlib import Path
 
@@ -225,3 +226,19 @@ def test_the_live_view_fits_80_columns_in_the_16_standard_colours() -> None:
     assert not any(line.lstrip().startswith(("flight", "tokens")) for line in text.splitlines()), text  # no wrap
     # Standard colours, as a 16-colour terminal shows them: cyan while running, green when done.
     assert "\x1b[36m" in running and "\x1b[32m" in finished
+
+
+def test_with_repeats_the_end_says_how_often_each_case_passed(tmp_path: Path, sim: SimProcess) -> None:
+    local_config(tmp_path / "config.toml", sim)
+    cases = [
+        {"id": "good", "prompt": "What is 1+1?", "expected": "2"},
+        {"id": "bad", "prompt": "What is 2+2?", "expected": "5"},
+    ]
+    write_suite(tmp_path / "s.jsonl", cases)
+    done = evalrun(
+        tmp_path, "eval", "local", "--suite", "s.jsonl", "--no-cache", "--repeat", "2", "--summary-md", "s.md"
+    )
+    assert done.returncode == 1
+    assert "Cases that did not pass all 2 repeats (1)" in done.stdout
+    assert re.search(r"bad\s+.*sim-1\s+.*0/2", done.stdout) and "good " not in done.stdout.split("repeats (1)")[1]
+    assert "| `bad` #1/2 |" in (tmp_path / "s.md").read_text() and "| `bad` #2/2 |" in (tmp_path / "s.md").read_text()

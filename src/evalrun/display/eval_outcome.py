@@ -34,11 +34,15 @@ class Trouble:
     error_ids: dict[str, list[str]] = field(default_factory=dict)
     failed: list[Mapping[str, Any]] = field(default_factory=list)
     failed_count: int = 0
+    #: With --repeat: how many repeats of each (case, model) did not pass; only those with one.
+    not_passed: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     @classmethod
     def of(cls, records: Iterable[Mapping[str, Any]]) -> Trouble:
         trouble = cls()
         for record in records:
+            if record["status"] in (Status.ERROR, Status.FAIL):
+                trouble.not_passed[(str(record["id"]), str(record["model"]))] += 1
             if record["status"] == Status.ERROR:
                 reason = _short(str(record["error"]))
                 trouble.errors[reason] += 1
@@ -52,9 +56,10 @@ class Trouble:
         return trouble
 
 
-def trouble_tables(trouble: Trouble, where: str) -> list[Table]:
-    """The tables to print (none when nothing went wrong); ``where`` says where the rest is."""
-    tables = []
+def trouble_tables(trouble: Trouble, where: str, repeats: int = 1) -> list[Table]:
+    """The tables to print (none when nothing went wrong); ``where`` says where the rest is. With
+    ``repeats`` > 1, the cases that did not pass every time, with their count (``2/3 passed``)."""
+    tables = [_by_case(trouble, repeats)] if repeats > 1 and trouble.not_passed else []
     if trouble.errors:
         table = Table(title=f"Errors ({sum(trouble.errors.values()):,})", title_justify="left")
         for column in ("reason", "cases", "first ids"):
@@ -77,3 +82,16 @@ def trouble_tables(trouble: Trouble, where: str) -> list[Table]:
             table.add_row(Text(str(record["id"])), Text(str(record["category"])), Text(why), Text(answer))
         tables.append(table)
     return tables
+
+
+def _by_case(trouble: Trouble, repeats: int) -> Table:
+    worst = trouble.not_passed.most_common()
+    title = f"Cases that did not pass all {repeats} repeats ({len(worst):,})"
+    table = Table(title=title, title_justify="left", min_width=len(title))
+    for column in ("case", "model", "passed"):
+        table.add_column(column, justify="right" if column == "passed" else "left", overflow="fold")
+    for (case_id, model), missed in worst[:SHOWN]:
+        table.add_row(Text(case_id), Text(model), f"{repeats - missed}/{repeats}")
+    if len(worst) > SHOWN:
+        table.add_row(Text(f"… and {len(worst) - SHOWN:,} more"), "", "")
+    return table

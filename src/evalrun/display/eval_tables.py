@@ -108,7 +108,7 @@ def print_outcome(result: RunResult, settings: Settings) -> None:
 
         where = f"in {settings.output}" if settings.output else "with --output results.json"
         console = Console()
-        for table in trouble_tables(Trouble.of(result.cases()), where):
+        for table in trouble_tables(Trouble.of(result.cases()), where, settings.repeat):
             console.print(table)
     print(f"evalrun: {result.exit_reason}")
     written = [p for p in (settings.output, settings.junit, settings.summary_md, settings.events) if p]

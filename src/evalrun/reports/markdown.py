@@ -49,9 +49,11 @@ def write_markdown(
     if failing:
         lines += ["", f"### Failures ({failing})", "", "| case | model | status | why |", "|---|---|---|---|"]
         shown = (r for r in records if r["status"] in (Status.FAIL, Status.ERROR))
+        repeats = int(run["settings"].get("repeat") or 1)
         for record, _ in zip(shown, range(_FAILURES_SHOWN)):
             why = failure_text(record).replace("|", "\\|").replace("\n", " ")[:160]
-            lines.append(f"| `{record['id']}` | {record['model']} | {record['status']} | {why} |")
+            which = f" #{record['repeat'] + 1}/{repeats}" if repeats > 1 else ""  # which repeat of the case
+            lines.append(f"| `{record['id']}`{which} | {record['model']} | {record['status']} | {why} |")
         if failing > _FAILURES_SHOWN:
             lines.append(f"| … and {failing - _FAILURES_SHOWN} more | | | |")
     handle.write("\n".join(lines) + "\n")
