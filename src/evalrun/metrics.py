@@ -27,7 +27,7 @@ from .events import (
     TasksNotRun,
     TaskStarted,
 )
-from .progress import Figures, figures, progress_dict
+from .progress import Figures, clipped, figures, progress_dict
 from .schema import FINAL_STATES, ProgressDict, RunState, Status, Summary
 
 __all__ = ["Counts", "LatencyHistogram", "RunMetrics"]
@@ -115,8 +115,10 @@ class RunMetrics:
     warnings: list[str] = field(default_factory=list)
     #: Answers cut at the token limit: scored, but rarely what the suite meant to test.
     truncated: int = 0
-    #: Cases in error, by the start of their reason: what the displays name as the top one.
+    #: Cases in error by reason (one line, clipped), with the first few ids of each: the top reason
+    #: of the status lines and the errors table at the end, counted as the run goes.
     error_reasons: Counter[str] = field(default_factory=Counter)
+    error_ids: dict[str, list[str]] = field(default_factory=dict)
     started_at: float | None = None
     finished_at: float | None = None
     _backoff_until: float = 0.0
@@ -174,7 +176,11 @@ class RunMetrics:
             self._move_inflight(-1, event.at)
         self.overall.add(result.status)
         if result.status == Status.ERROR:
-            self.error_reasons[(result.error or "")[:60]] += 1
+            reason = clipped(result.error or "", _REASON_CUT)
+            self.error_reasons[reason] += 1
+            ids = self.error_ids.setdefault(reason, [])
+            if len(ids) < _IDS_PER_REASON:
+                ids.append(result.id)
         self.by_category.setdefault(result.category, Counts()).add(result.status)
         self.by_model.setdefault(result.model, Counts()).add(result.status)
         if result.status != Status.ERROR:
@@ -280,6 +286,10 @@ class RunMetrics:
 
     def _on_warning(self, event: RunWarning) -> None:
         self.warnings.append(event.message)
+
+
+_REASON_CUT = 100  # characters of an error's reason that group cases (the rest is in results.json)
+_IDS_PER_REASON = 3
 
 
 #: How APIs say an answer was cut at the token limit (OpenAI and its kind; Anthropic).

@@ -16,12 +16,18 @@ from typing import Any
 from .events import Event, RunFinished, RunStarted
 from .schema import ProgressCounts, ProgressDict
 
-__all__ = ["Figures", "Throttle", "counted", "figures", "format_eta", "percentage", "progress_dict"]
+__all__ = ["Figures", "Throttle", "clipped", "counted", "figures", "format_eta", "percentage", "progress_dict"]
 
 
 def counted(count: int, noun: str) -> str:
     """``1 task``, ``2 tasks``: a count with its noun, in the number it takes."""
     return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+
+
+def clipped(text: str, limit: int) -> str:
+    """``text`` on one line (its whitespace runs made one space), cut to ``limit`` with an ellipsis."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def format_eta(seconds: float | None) -> str:

@@ -107,8 +107,11 @@ def print_outcome(result: RunResult, settings: Settings) -> None:
         from .eval_outcome import Trouble, trouble_tables
 
         where = f"in {settings.output}" if settings.output else "with --output results.json"
+        # The cases are read again only for what the metrics did not keep: the failures.
+        needed = summary["failed"] or settings.repeat > 1
+        trouble = Trouble.of(result.cases()) if needed else Trouble()
         console = Console()
-        for table in trouble_tables(Trouble.of(result.cases()), where, settings.repeat):
+        for table in trouble_tables(trouble, result.metrics, where, settings.repeat):
             console.print(table)
     print(f"evalrun: {result.exit_reason}")
     written = [p for p in (settings.output, settings.junit, settings.summary_md, settings.events) if p]
