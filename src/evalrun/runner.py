@@ -110,6 +110,7 @@ class Runner(Watched):
         self._scorer = scorer or AssertionScorer()
         self._plan: SuitePlan | None = None
         self._checked_in = 0.0  # seconds prepare() took: they count against the run's timeout
+        self._secret: str | None = None
         self._begun = 0.0
 
     def prepare(self) -> SuitePlan:
@@ -118,7 +119,7 @@ class Runner(Watched):
         if self._plan is None:
             begun = time.monotonic()
             settings = self.settings
-            settings.profile().api_key(self._env)
+            self._secret = settings.profile().api_key(self._env)  # checked here, before any request
             select = case_selector(settings.categories, settings.filter)
             seen: set[str] = set()  # every category, for the error of a selection that takes none
             tally = (lambda case: seen.add(case.category)) if select is not None else None
@@ -162,7 +163,7 @@ class Runner(Watched):
     async def _run_with_provider(self, plan: SuitePlan, stop: _SignalStop | None) -> RunResult:
         settings = self.settings
         profile = settings.profile()
-        secret = profile.api_key(self._env)
+        secret = self._secret
         client = ClientOptions(request_timeout=settings.request_timeout, max_response_bytes=settings.max_response_bytes)
         warnings = _Warnings()
         store = _open_store(settings, warnings)

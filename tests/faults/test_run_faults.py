@@ -20,7 +20,7 @@ from helpers import arithmetic_cases, local_config, local_settings, write_suite
 
 from evalrun import Runner
 from evalrun.scoring import AssertionScorer
-from evalrun.settings import load_settings
+from evalrun.settings import Settings, load_settings
 from evalrun.sim import SimProcess
 from evalrun.sim.suites import arithmetic_cases as many_cases
 
@@ -116,20 +116,24 @@ class _Raising(AssertionScorer):
         raise RuntimeError(f"cannot score with key {SECRET}")
 
 
-def test_an_error_that_quotes_the_key_is_scrubbed_from_every_output(tmp_path: Path, sim: SimProcess) -> None:
-    files = {name: str(tmp_path / name) for name in ("results.json", "junit.xml", "summary.md", "events.jsonl")}
-    settings = load_settings(
+def _keyed_settings(tmp_path: Path, sim: SimProcess, cases: int, **overrides: Any) -> Settings:
+    """A run of ``cases`` on the simulated provider whose profile's key, in T_KEY, is ``SECRET``."""
+    return load_settings(
         local_config(tmp_path / "config.toml", sim, api_key_env="T_KEY"),
         env={"T_KEY": SECRET},
         provider="local",
-        suites=(str(write_suite(tmp_path / "suite.jsonl", arithmetic_cases(3))),),
+        suites=(str(write_suite(tmp_path / "suite.jsonl", arithmetic_cases(cases))),),
         cache_dir=str(tmp_path / "cache"),
-        output=files["results.json"],
-        junit=files["junit.xml"],
-        summary_md=files["summary.md"],
-        events=files["events.jsonl"],
-        max_errors=10,
+        **overrides,
     )
+
+
+def test_an_error_that_quotes_the_key_is_scrubbed_from_every_output(tmp_path: Path, sim: SimProcess) -> None:
+    files = {name: str(tmp_path / name) for name in ("results.json", "junit.xml", "summary.md", "events.jsonl")}
+    settings = _keyed_settings(
+        tmp_path, sim, 3, output=files["results.json"], junit=files["junit.xml"], summary_md=files["summary.md"],
+        events=files["events.jsonl"], max_errors=10,
+    )  # fmt: skip
     result = Runner(settings, env={"T_KEY": SECRET}, scorer=_Raising()).run_sync()
     errors = [case["error"] for case in result.cases()]
     assert errors == ["scoring failed: RuntimeError('cannot score with key ***')"] * 3
@@ -140,15 +144,7 @@ def test_an_error_that_quotes_the_key_is_scrubbed_from_every_output(tmp_path: Pa
 @pytest.mark.parametrize("kind", ["subscriber", "progress callback", "two subscribers"])
 def test_an_observer_that_raises_is_dropped_and_the_run_goes_on(tmp_path: Path, sim: SimProcess, kind: str) -> None:
     output = tmp_path / "results.json"
-    settings = load_settings(
-        local_config(tmp_path / "config.toml", sim, api_key_env="T_KEY"),
-        env={"T_KEY": SECRET},
-        provider="local",
-        suites=(str(write_suite(tmp_path / "suite.jsonl", arithmetic_cases(10))),),
-        cache_dir=str(tmp_path / "cache"),
-        output=str(output),
-        events=str(tmp_path / "e.jsonl"),
-    )
+    settings = _keyed_settings(tmp_path, sim, 10, output=str(output), events=str(tmp_path / "e.jsonl"))
     calls: list[object] = []
 
     def broken(event: Any) -> None:  # an observer and a progress callback alike
