@@ -167,7 +167,12 @@ def test_results_json_junit_markdown_and_events(tmp_path: Path, sim: SimProcess)
     assert done.returncode == 0, done.stderr
     document = json.loads((tmp_path / "out/results.json").read_text())
     assert set(document) == {"schema", "run", "summary", "cases"} and document["schema"] == 1
-    assert set(document["run"]) == {"id", "provider", "models", "suites", "started_at", "settings"}
+    assert set(document["run"]) == {
+        *("id", "provider", "models", "suites", "started_at", "settings"),
+        *("state", "exit_code", "exit_reason"),
+    }
+    assert document["run"]["state"] == "completed" and document["run"]["exit_code"] == 0
+    assert f"evalrun: {document['run']['exit_reason']}" in done.stdout.splitlines()
     assert set(document["summary"]) == CONTRACT_SUMMARY
     assert set(document["summary"]["tokens"]) == {"prompt", "completion"}
     assert set(document["summary"]["latency_ms"]) == {"p50", "p95"}

@@ -195,7 +195,7 @@ def test_progress_callback_receives_the_documented_dict(tmp_path: Path, sim: Sim
     assert {"status", "progress_percentage", "completed", "total", "message", "eta_seconds", "eta_formatted"} <= set(
         seen[0]
     )
-    assert seen[0]["status"] == "running" and seen[0]["completed"] == 0
+    assert seen[0]["status"] == "starting" and seen[0]["completed"] == 0
     assert seen[-1]["status"] == "completed" and seen[-1]["progress_percentage"] == 100.0
     assert seen[-1]["completed"] == seen[-1]["total"] == 20 and seen[-1]["eta_formatted"] == "00:00:00"
     done = [s["completed"] for s in seen]

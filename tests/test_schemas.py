@@ -205,6 +205,10 @@ SAMPLE_EVENTS: dict[type, list[Any]] = {
         ev.RunStarted("0123456789ab", RunKind.TEST, 3),  # replayed from the test cache
     ],
     ev.RunFinished: [ev.RunFinished(RunState.TIMEOUT, "run timeout of 1 s reached", 124)],
+    ev.StateChanged: [
+        ev.StateChanged(RunState.STARTING, "starting: 4 tasks on sim"),
+        ev.StateChanged(RunState.BACKING_OFF, "waiting 4 s for the rate limit"),
+    ],
     ev.RunWarning: [
         ev.RunWarning("cache .evalrun/cache: database disk image is malformed; the run goes on without it")
     ],
@@ -431,6 +435,9 @@ def _results_document() -> dict[str, Any]:
         "suites": ["suite.jsonl"],
         "started_at": "2024-05-01T12:00:00+00:00",
         "settings": {"concurrency": 10},
+        "state": "completed",
+        "exit_code": 0,
+        "exit_reason": "exit 0: pass rate 100.0% of all 1 case meets --min-pass-rate 0.0%, 0 errors (--max-errors 0)",
     }
     cases = [answered.to_dict(), CaseResult("c2", "math", "m", 0, Status.NOT_RUN).to_dict()]
     document = {"schema": SCHEMA_VERSION, "run": run, "summary": RunMetrics().summary(), "cases": cases}

@@ -35,6 +35,7 @@ __all__ = [
     "RunWarning",
     "SessionFinished",
     "SessionStarted",
+    "StateChanged",
     "TaskFinished",
     "TaskStarted",
     "TasksNotRun",
@@ -76,6 +77,18 @@ class RunFinished:
     state: RunState
     message: str = ""
     exit_code: int = 0
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class StateChanged:
+    """What a run is doing changed: its state (``starting``, ``running``, ``backing off``), or the
+    category it evaluates. ``message`` is the status line every display shows ("evaluating
+    category reasoning: 12/40", "waiting 4 s for the rate limit"): the same words for programs
+    that read the event log. A new category is told at most once a second."""
+
+    state: RunState
+    message: str
     at: float = field(default_factory=_now)
 
 
@@ -267,6 +280,7 @@ class TestsReplayed:
 Event = (
     RunStarted
     | RunFinished
+    | StateChanged
     | RunWarning
     | TaskStarted
     | CacheHit
@@ -354,6 +368,7 @@ def event_name(event: Event) -> str:
 _NAMES: dict[type, str] = {
     RunStarted: "run_started",
     RunFinished: "run_finished",
+    StateChanged: "state_changed",
     RunWarning: "run_warning",
     TaskStarted: "task_started",
     CacheHit: "cache_hit",

@@ -27,7 +27,7 @@ from .events import (
     TasksNotRun,
     TaskStarted,
 )
-from .progress import Figures, clipped, figures, progress_dict
+from .progress import Figures, clipped, counted, figures, progress_dict
 from .schema import FINAL_STATES, ProgressDict, RunState, Status, Summary
 
 __all__ = ["Counts", "LatencyHistogram", "RunMetrics"]
@@ -119,9 +119,12 @@ class RunMetrics:
     #: of the status lines and the errors table at the end, counted as the run goes.
     error_reasons: Counter[str] = field(default_factory=Counter)
     error_ids: dict[str, list[str]] = field(default_factory=dict)
+    #: The category of the task taken up last: the one a status message says is being evaluated.
+    current_category: str = ""
     started_at: float | None = None
     finished_at: float | None = None
     _backoff_until: float = 0.0
+    _backoff_for_rate_limit: bool = False  # the wait that ends last is a 429's
     _busy_integral: float = 0.0
     _busy_since: float = 0.0
 
@@ -134,7 +137,7 @@ class RunMetrics:
 
     def _on_run_started(self, event: RunStarted) -> None:
         self.run_id, self.provider, self.models = event.run_id, event.provider, event.models
-        self.overall.total, self.limit, self.state = event.total, event.concurrency, RunState.RUNNING
+        self.overall.total, self.limit = event.total, event.concurrency
         self.by_category = {name: Counts(total=n) for name, n in event.categories.items()}
         per_model = event.total // max(1, len(event.models))
         self.by_model = {model: Counts(total=per_model) for model in event.models}
@@ -146,13 +149,21 @@ class RunMetrics:
         self.inflight += delta
         self.peak_inflight = max(self.peak_inflight, self.inflight)
 
+    def _taking_up(self, category: str) -> None:
+        self.current_category = category
+        if self.state == RunState.STARTING:
+            self.state = RunState.RUNNING
+
     def _on_task_started(self, event: TaskStarted) -> None:
+        self._taking_up(event.category)
         self._move_inflight(+1, event.at)
 
     def _on_retry(self, event: RetryScheduled) -> None:
         self.retries += 1
         self.rate_limited += event.status == 429
-        self._backoff_until = max(self._backoff_until, event.at + event.delay)
+        if event.at + event.delay >= self._backoff_until:
+            self._backoff_until = event.at + event.delay
+            self._backoff_for_rate_limit = event.status == 429
         if event.slot_released:  # waiting, not in flight, until it resumes
             self._move_inflight(-1, event.at)
 
@@ -172,6 +183,7 @@ class RunMetrics:
             return
         if result.cached:
             self.cache_hits += 1  # counted as it finishes: a hit cancelled before is a task not run
+            self._taking_up(result.category)
         else:
             self._move_inflight(-1, event.at)
         self.overall.add(result.status)
@@ -234,12 +246,35 @@ class RunMetrics:
             return RunState.BACKING_OFF
         return self.state
 
+    @property
+    def status(self) -> tuple[RunState, str]:
+        """The state and what the run is doing, in the words every display, the progress dict and
+        the ``state_changed`` events share: ``running``, "evaluating category reasoning: 12/40";
+        ``backing off``, "waiting 4 s for the rate limit"."""
+        state = self.display_state
+        if state == RunState.STARTING:
+            return state, f"starting: {counted(self.overall.total, 'task')} on {self.provider}"
+        if state == RunState.BACKING_OFF:
+            wait = max(1, math.ceil(self._backoff_until - self.clock()))
+            why = "for the rate limit" if self._backoff_for_rate_limit else "to retry"
+            return state, f"waiting {wait} s {why}"
+        if state == RunState.RUNNING:
+            category = self.by_category.get(self.current_category, self.overall)
+            return state, f"evaluating category {self.current_category}: {category.done}/{category.total}"
+        return state, self.message or f"{self.overall.done}/{self.overall.total} cases"
+
+    @property
+    def phase(self) -> tuple[RunState, str]:
+        """What a ``state_changed`` event is told on: the state, and the category being evaluated."""
+        return self.display_state, self.current_category
+
     def progress(self) -> ProgressDict:
         """The progress dict given to callbacks."""
         current, overall = self.figures, self.overall
+        state, message = self.status
         return progress_dict(
-            self.display_state,
-            self.message or f"{current.done}/{current.total} cases",
+            state,
+            message,
             current,
             {
                 "passed": overall.passed,

@@ -28,7 +28,7 @@ import anyio
 from .cache import CacheStore, CacheUnavailable, ResponseCache, open_store
 from .client import CallPolicy, ModelClient, Trip
 from .engine import Engine, EngineOptions, Outcome
-from .events import Observer, RunFinished, RunStarted, RunWarning, Tick
+from .events import Event, Observer, RunFinished, RunStarted, RunWarning, StateChanged, Tick
 from .exitcodes import ExitCode
 from .interrupts import exit_code_of_signal
 from .logs import logger
@@ -189,7 +189,8 @@ class Runner(Watched):
         models = settings.model_names()
         per_case = len(models) * settings.repeat
         scrub_key = functools.partial(scrub, secret=context.secret) if context.secret else None
-        with self._observing([metrics, spool], metrics.progress, settings.events, scrub_key) as emit:
+        with self._observing([metrics, spool], metrics.progress, settings.events, scrub_key) as observers:
+            emit = _StatusTeller(observers, metrics)
 
             def nothing_can_succeed(trip: Trip) -> None:  # the rest is not run: exit 3
                 engine.cancel(RunState.ERROR, _tripped(trip, settings))
@@ -225,8 +226,10 @@ class Runner(Watched):
             )
             if code == ExitCode.INTERRUPTED and context.stop is not None and context.stop.signum is not None:
                 code = exit_code_of_signal(context.stop.signum)
-            emit(RunFinished(outcome.state, outcome.message, int(code), at=outcome.ended_at))
+            state, message = _final_state(outcome, code, overall.errors, settings.max_errors)
+            emit(RunFinished(state, message, int(code), at=outcome.ended_at))
         summary = metrics.summary()
+        reason = exit_reason(code, summary, message, settings)
         run: RunInfo = {
             "id": run_id,
             "provider": settings.provider,
@@ -234,6 +237,9 @@ class Runner(Watched):
             "suites": list(settings.suite_paths()),
             "started_at": started_at,
             "settings": settings.public(),
+            "state": state,
+            "exit_code": int(code),
+            "exit_reason": scrub_key(reason) if scrub_key else reason,
         }
         reported = time.monotonic()
         write_reports(
@@ -243,12 +249,11 @@ class Runner(Watched):
             output=settings.output,
             junit=settings.junit,
             summary_md=settings.summary_md,
-            state=outcome.state,
+            state=state,
             exit_code=int(code),
         )
         logger.debug("reports written in %.3f s", time.monotonic() - reported)
-        reason = exit_reason(code, summary, outcome.message, settings)
-        return RunResult(run, summary, outcome.state, code, metrics, spool, reason)
+        return RunResult(run, summary, state, code, metrics, spool, run["exit_reason"])
 
 
 def eval_exit_code(state: RunState, errors: int, pass_rate: float, min_pass_rate: float, max_errors: int) -> ExitCode:
@@ -263,6 +268,14 @@ def eval_exit_code(state: RunState, errors: int, pass_rate: float, min_pass_rate
     if pass_rate < min_pass_rate - 1e-12:
         return ExitCode.BELOW_THRESHOLD
     return ExitCode.OK
+
+
+def _final_state(outcome: Outcome, code: ExitCode, errors: int, max_errors: int) -> tuple[RunState, str]:
+    """How the run ended, in the words of its exit code: a run that went to its end with more
+    errors than allowed ended in ``error`` (exit 3), not ``completed``."""
+    if code == ExitCode.PROVIDER_ERRORS and outcome.state == RunState.COMPLETED:
+        return RunState.ERROR, f"{counted(errors, 'error')}, more than --max-errors {max_errors}"
+    return outcome.state, outcome.message
 
 
 def exit_reason(code: ExitCode, summary: Summary, message: str, settings: Settings) -> str:
@@ -312,6 +325,26 @@ def _check_writable(settings: Settings) -> None:
             raise ConfigError(f"{flag} {path}: cannot create {folder}: {exc.strerror}") from None
         if not os.access(folder, os.W_OK):
             raise ConfigError(f"{flag} {path}: {folder} is not writable")
+
+
+class _StatusTeller:
+    """The run's observer, which also tells a ``StateChanged`` when an event changed the state the
+    metrics read, or, on a tick, the category being evaluated: the displays' status, for the event
+    log and ``--progress json``."""
+
+    def __init__(self, observers: Observer, metrics: RunMetrics) -> None:
+        self._observers, self._metrics = observers, metrics
+        self._told: tuple[RunState, str] | None = None
+
+    def __call__(self, event: Event) -> None:
+        self._observers(event)
+        if isinstance(event, RunFinished):
+            return
+        state, category = phase = self._metrics.phase
+        told = self._told
+        if told is None or state != told[0] or (category != told[1] and isinstance(event, Tick)):
+            self._told = phase
+            self._observers(StateChanged(*self._metrics.status))
 
 
 async def _ticking(work: Awaitable[Outcome], emit: Observer) -> Outcome:

@@ -190,7 +190,17 @@ def test_a_lone_surrogate_in_an_answer_keeps_every_report_readable(tmp_path: Pat
     with open(tmp_path / "events.jsonl", "w", encoding="utf-8", errors="backslashreplace") as log:
         for observer in (spool, JsonLinesLog(log)):
             observer(TaskFinished(result))
-    run: RunInfo = {"id": "r", "provider": "p", "models": ["m"], "suites": [], "started_at": "", "settings": {}}
+    run: RunInfo = {
+        "id": "r",
+        "provider": "p",
+        "models": ["m"],
+        "suites": [],
+        "started_at": "",
+        "settings": {},
+        "state": "completed",
+        "exit_code": 0,
+        "exit_reason": "",
+    }
     paths = {name: str(tmp_path / name) for name in ("results.json", "summary.md", "junit.xml")}
     write_reports(spool, run, RunMetrics().summary(), output=paths["results.json"], junit=paths["junit.xml"],
                   summary_md=paths["summary.md"])  # fmt: skip

@@ -267,6 +267,9 @@ def test_eval_junit_stays_valid_with_control_characters_in_ids_and_responses(tmp
         "suites": [],
         "started_at": "",
         "settings": {},
+        "state": "completed",
+        "exit_code": 0,
+        "exit_reason": "",
     }
     write_reports(spool, run, metrics.summary(), junit=str(tmp_path / "junit.xml"))
     spool.close()

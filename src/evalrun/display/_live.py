@@ -30,8 +30,16 @@ STATE_STYLE = {
 }
 
 
-def header(title: str, detail: str, state: RunState) -> Text:
-    return Text.assemble((f"{title} ", "bold"), f"{detail} · ", (state, STATE_STYLE.get(state, "")))
+def header(title: str, detail: str, state: RunState, message: str = "") -> Text:
+    """The first line: what runs, its state in its colour, and what it is doing (cut, never wrapped)."""
+    return Text.assemble(
+        (f"{title} ", "bold"),
+        f"{detail} · ",
+        (state, STATE_STYLE.get(state, "")),
+        f" · {message}" if message else "",
+        no_wrap=True,
+        overflow="ellipsis",
+    )
 
 
 def bar(total: int, completed: int, width: int) -> ProgressBar:

@@ -28,7 +28,7 @@ class RichEvalDisplay(LiveView):
     def _render(self) -> RenderableType:
         m = self.metrics
         overall = m.overall
-        title = header("evalrun", f"{m.provider} · {', '.join(m.models)}", m.display_state)
+        title = header("evalrun", f"{m.provider} · {', '.join(m.models)}", *m.status)
         # Two lines, each cut with an ellipsis rather than wrapped: at 80 columns one line broke
         # mid-phrase ("in ⏎flight").
         outcomes = Text.assemble(

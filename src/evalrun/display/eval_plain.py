@@ -16,9 +16,9 @@ __all__ = ["PlainEvalDisplay", "progress_line"]
 
 
 def progress_line(metrics: RunMetrics) -> str:
-    overall = metrics.overall
+    overall, (state, message) = metrics.overall, metrics.status
     return (
-        plain_progress(metrics.figures, "cases", metrics.display_state)
+        plain_progress(metrics.figures, "cases", f"{state} ({message})")
         + f" | pass {overall.passed} fail {overall.failed} error {overall.errors}"
         + (f" (top: {metrics.top_error})" if metrics.top_error else "")
         + f" | cache hits {metrics.cache_hits} | retries {metrics.retries} (429: {metrics.rate_limited})"

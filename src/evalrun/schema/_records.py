@@ -153,6 +153,9 @@ class RunInfo(TypedDict):
     suites: list[str]
     started_at: str
     settings: Mapping[str, Any]
+    state: str  # how the run ended (a final RunState)
+    exit_code: int
+    exit_reason: str  # why the exit code is what it is, in one line
 
 
 class ResultsDocument(TypedDict):
