@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from helpers import arithmetic_cases, evalrun, local_config, local_settings, write_suite
 
 from evalrun import Runner
 from evalrun.events import RetryScheduled, RunStarted, StateChanged, TaskFinished, TaskStarted
 from evalrun.metrics import RunMetrics
-from evalrun.schema import CaseResult, RunKind, Status
+from evalrun.schema import CaseResult, ProgressDict, RunKind, Status
 from evalrun.sim import SimProcess
 
 
@@ -62,7 +61,7 @@ def test_every_output_tells_the_same_states_and_a_run_of_errors_ends_in_error(tm
     progress dict, results.json and the plain lines alike, after ``starting`` and ``running``."""
     sim.control(rate_500=1.0, latency_ms=0)
     events, output = tmp_path / "events.jsonl", tmp_path / "results.json"
-    seen: list[dict[str, Any]] = []
+    seen: list[ProgressDict] = []
     told: list[StateChanged] = []
     settings = local_settings(
         tmp_path, sim, arithmetic_cases(6), retries=0, output=str(output), events=str(events), cache="off"
