@@ -29,6 +29,9 @@ def test_bench_measures_every_mode_against_the_sequential_run(tmp_path: Path, mo
     assert warm.cache_hits == 20 and warm.efficiency is None and warm.speedup > rows["concurrent, cold cache"].speedup
     assert all(row.peak_rss_mb and row.peak_rss_mb > 10 for row in report.rows)
     assert "Concurrency 5 ran" in report.verdict and "warm cache" in report.verdict
+    concurrent = rows["concurrent, no cache"]
+    assert concurrent.efficiency is not None
+    assert f"at {concurrent.efficiency:.0%} efficiency" in report.verdict  # the column's figure, not another
 
 
 def test_bench_cli_compare_cache_plain_table_and_json(tmp_path: Path) -> None:
@@ -58,7 +61,10 @@ def test_bench_cli_compare_cache_plain_table_and_json(tmp_path: Path) -> None:
         env=env,
     )
     assert done.returncode == 0, done.stderr
-    assert "\x1b[" not in done.stdout
+    assert "\x1b[" not in done.stdout and "\x1b[" not in done.stderr
+    assert "┃ mode" in done.stdout  # boxes, as eval draws its tables
+    finished = [line for line in done.stderr.splitlines() if line.startswith("evalrun bench: [")]
+    assert len(finished) == 6 and finished[0].startswith("evalrun bench: [1/6] sequential, no cache, run 1: 10 cases")
     assert "sequential, no cache" in done.stdout and "concurrent, warm cache" in done.stdout
     assert "concurrent, no cache" not in done.stdout
     report = json.loads((tmp_path / "bench.json").read_text())

@@ -15,17 +15,17 @@ import platform
 import statistics
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .runner import Runner, RunResult
-from .schema import SCHEMA_VERSION
+from .schema import SCHEMA_VERSION, ProgressDict
 from .settings import Settings, load_settings
 from .sim.suites import arithmetic_cases, write_suite
 
-__all__ = ["BenchReport", "BenchRow", "BenchSettings", "run_bench"]
+__all__ = ["BenchObserver", "BenchReport", "BenchRow", "BenchSettings", "run_bench"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,17 @@ class BenchSettings:
     provider: str = "sim"
     suite: str | None = None
     config: str | None = None
+
+
+class BenchObserver(Protocol):
+    """What a display of a bench is told: each run of each mode as it starts, goes and ends.
+    ``step`` counts the runs of the whole bench (1 to ``steps``)."""
+
+    def started(self, mode: str, repeat: int, step: int, steps: int) -> None: ...
+
+    def progress(self, progress: ProgressDict) -> None: ...
+
+    def finished(self, result: RunResult) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -141,7 +152,9 @@ def _base_settings(bench: BenchSettings, suite: str) -> Settings:
     return settings.with_provider_options(latency_ms=bench.latency_ms, jitter_ms=0)
 
 
-def _run_mode(base: Settings, mode: _Mode, concurrency: int, cache_dir: str) -> tuple[RunResult, float | None]:
+def _run_mode(
+    base: Settings, mode: _Mode, concurrency: int, cache_dir: str, observer: BenchObserver | None
+) -> tuple[RunResult, float | None]:
     settings = replace(
         base,
         concurrency=concurrency if mode.concurrent else 1,
@@ -149,8 +162,13 @@ def _run_mode(base: Settings, mode: _Mode, concurrency: int, cache_dir: str) -> 
         cache_dir=cache_dir,
     )
     reset_peak_rss()  # elsewhere than Linux the figure is the process's peak so far
-    result = Runner(settings).run_sync()
+    runner = Runner(settings)
+    if observer is not None:
+        runner.on_progress(observer.progress, interval=0.1)
+    result = runner.run_sync()
     result.close()
+    if observer is not None:
+        observer.finished(result)
     return result, peak_rss_mb()
 
 
@@ -162,13 +180,18 @@ def _ideal(mode: _Mode, cases: int, concurrency: int, latency_s: float) -> float
 
 
 def _verdict(rows: Mapping[str, BenchRow], concurrency: int) -> str:
+    """The table in words, quoting its own figures (a verdict that computed its own "efficiency"
+    once disagreed with the column beside it)."""
     parts = []
     concurrent = rows.get("concurrent, no cache") or rows.get("concurrent, cold cache")
     if concurrent is not None:
-        parts.append(
-            f"Concurrency {concurrency} ran {concurrent.speedup:.1f}x faster than one call at a time "
-            f"(ideal {concurrency}x: {concurrent.speedup / concurrency:.0%} of it)."
-        )
+        parts.append(f"Concurrency {concurrency} ran {concurrent.speedup:.1f}x faster than one call at a time")
+        if concurrent.efficiency is not None and concurrent.ideal_seconds is not None:
+            parts[-1] += (
+                f", at {concurrent.efficiency:.0%} efficiency"
+                f" ({concurrent.wall_seconds:.3f} s against an ideal {concurrent.ideal_seconds:.3f} s)"
+            )
+        parts[-1] += "."
     cold, warm = rows.get("concurrent, cold cache"), rows.get("concurrent, warm cache")
     if cold is not None and warm is not None and warm.wall_seconds > 0:
         parts.append(
@@ -178,19 +201,20 @@ def _verdict(rows: Mapping[str, BenchRow], concurrency: int) -> str:
     return " ".join(parts)
 
 
-def run_bench(bench: BenchSettings, on_mode: Callable[[str, int], None] | None = None) -> BenchReport:
+def run_bench(bench: BenchSettings, observer: BenchObserver | None = None) -> BenchReport:
     """Run every mode ``repeats`` times; rows carry medians."""
     modes = [MODES[0], MODES[2], MODES[3]] if bench.compare_cache else list(MODES)
     with tempfile.TemporaryDirectory(prefix="evalrun-bench-") as folder:
         suite = bench.suite or _generated_suite(Path(folder), bench.cases)
         base = _base_settings(bench, suite)
         samples: dict[str, list[tuple[RunResult, float | None]]] = {m.name: [] for m in modes}
+        steps = bench.repeats * len(modes)
         for repeat in range(bench.repeats):
-            for mode in modes:
-                if on_mode is not None:
-                    on_mode(mode.name, repeat)
+            for index, mode in enumerate(modes):
+                if observer is not None:
+                    observer.started(mode.name, repeat, repeat * len(modes) + index + 1, steps)
                 cache_dir = os.path.join(folder, f"cache-{repeat}" if mode.cache != "off" else "unused")
-                samples[mode.name].append(_run_mode(base, mode, bench.concurrency, cache_dir))
+                samples[mode.name].append(_run_mode(base, mode, bench.concurrency, cache_dir, observer))
     first = samples[modes[0].name][0][0]
     cases = first.summary["total"]
     latency_s = (

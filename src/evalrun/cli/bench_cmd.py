@@ -25,7 +25,7 @@ def bench_command(
 ) -> None:
     """Measure the engine: wall time, cases/s, speed-up, efficiency against the ideal, cache hits, peak RSS."""
     from ..bench import BenchSettings, run_bench
-    from ..display.bench_table import print_bench
+    from ..display.bench_table import bench_progress, print_bench
 
     settings = BenchSettings(cases, latency_ms, concurrency, repeats, compare_cache, provider, suite, config)
     if provider != "sim":
@@ -36,11 +36,8 @@ def bench_command(
             file=sys.stderr,
         )
 
-    def announce(mode: str, repeat: int) -> None:
-        print(f"evalrun bench: {mode} (run {repeat + 1}/{repeats})", file=sys.stderr, flush=True)
-
     with user_errors():
-        report = run_bench(settings, announce)
+        report = run_bench(settings, bench_progress())
     print_bench(report)
     if output:
         report.write(output)
