@@ -179,6 +179,9 @@ def test_log_level_writes_to_stderr_never_into_json_progress(tmp_path: Path, sim
     )
     assert done.returncode == 0 and " evalrun DEBUG call: " in done.stderr
     assert all(json.loads(line) for line in done.stdout.splitlines())  # stdout: JSON lines only
+    info = evalrun(tmp_path, "-v", "eval", "local", "--suite", "s.jsonl", "--progress", "none")
+    assert " evalrun INFO run " in info.stderr and " DEBUG " not in info.stderr
+    assert "started: 2 tasks on local" in info.stderr
 
 
 def test_user_text_in_the_tables_is_never_read_as_markup(tmp_path: Path, sim: SimProcess) -> None:

@@ -26,6 +26,7 @@ from .events import (
     RunWarning,
     TaskStarted,
 )
+from .progress import counted
 
 __all__ = ["LEVELS", "LogObserver", "log_to_stderr", "logger"]
 
@@ -45,7 +46,7 @@ class LogObserver:
 
 
 def _run_started(event: RunStarted) -> None:
-    logger.info("run %s started: %d tasks on %s", event.run_id, event.total, event.provider or event.kind)
+    logger.info("run %s started: %s on %s", event.run_id, counted(event.total, "task"), event.provider or event.kind)
 
 
 def _run_finished(event: RunFinished) -> None:

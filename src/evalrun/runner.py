@@ -130,7 +130,7 @@ class Runner(Watched):
             _check_writable(settings)
             self._plan = plan
             self._checked_in = time.monotonic() - begun
-            logger.debug("suites checked in %.3f s: %d cases selected", self._checked_in, plan.total)
+            logger.debug("suites checked in %.3f s: %s selected", self._checked_in, counted(plan.total, "case"))
         return self._plan
 
     def run_sync(self, handle_signals: bool = False) -> RunResult:

@@ -40,8 +40,11 @@ def _options(
             "--log-level", envvar="EVALRUN_LOG_LEVEL", help="Show evalrun's log on stderr: debug, info, warning, error."
         ),
     ] = None,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="-v: --log-level info; -vv: debug.")] = 0,
 ) -> None:
     """Fast, cached, observable LLM evaluation runs, on the laptop and in CI."""
+    if verbose and not log_level:
+        log_level = "debug" if verbose > 1 else "info"
     if log_level:
         from ..logs import LEVELS, log_to_stderr
 
