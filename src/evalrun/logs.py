@@ -74,11 +74,25 @@ _RECORDS: dict[type, Callable[[Any], None]] = {
 }
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler writing to whatever ``sys.stderr`` is when a record comes: the live display takes
+    stderr over while it runs and prints what is written there above itself, so records never
+    tear its lines apart."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def log_to_stderr(level: str) -> None:
     """Show evalrun's records at ``level`` and above on stderr (never on stdout, where
     ``--progress json`` writes); called again, it changes the level, not the handler."""
     if not any(getattr(handler, "_evalrun_stderr", False) for handler in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
         handler._evalrun_stderr = True  # type: ignore[attr-defined]
         logger.addHandler(handler)

@@ -84,7 +84,7 @@ class LiveView:
             auto_refresh=True,
             refresh_per_second=refresh_per_second,
             redirect_stdout=False,
-            redirect_stderr=False,
+            redirect_stderr=True,  # log records (-v) print above the view, not through it
         )
         self._started = False
 
