@@ -3,6 +3,7 @@ and counts in the number they take."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -12,6 +13,8 @@ from pathlib import Path
 import pytest
 from helpers import arithmetic_cases, evalrun, local_config, write_suite
 
+from evalrun.display.eval_tables import print_summary
+from evalrun.metrics import Counts, RunMetrics
 from evalrun.progress import counted
 from evalrun.sim import SimProcess
 
@@ -245,3 +248,14 @@ def test_with_repeats_the_end_says_how_often_each_case_passed(tmp_path: Path, si
     assert "Cases that did not pass all 2 repeats (1)" in done.stdout
     assert re.search(r"bad\s+.*sim-1\s+.*0/2", done.stdout) and "good " not in done.stdout.split("repeats (1)")[1]
     assert "| `bad` #1/2 |" in (tmp_path / "s.md").read_text() and "| `bad` #2/2 |" in (tmp_path / "s.md").read_text()
+
+
+def test_a_run_where_nothing_ran_shows_no_rate_and_no_latency_rather_than_zeros() -> None:
+    """A server out of reach: 0.0 % and 'p50 0 ms' would read as figures; they are none."""
+    summary = RunMetrics().summary()
+    summary["total"] = summary["not_run"] = 48
+    out = io.StringIO()
+    print_summary(summary, {"math": Counts(total=48)}, {}, stream=out)
+    text = out.getvalue()
+    assert "- (no case ran)" in text and "- (no answer)" in text and "0.0%" not in text.replace("(0.0% eff", "")
+    assert re.search(r"not run .*\n.*math .* 48 .* - ", text, re.S)

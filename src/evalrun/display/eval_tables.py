@@ -30,8 +30,13 @@ def _overall(summary: Summary) -> Table:
     answered = ran - s["errors"]
     all_cached = answered > 0 and s["cache_hits"] == answered
     concurrency = f"avg {s['avg_concurrency']:.1f}, peak {s['peak_concurrency']}"
+    if not ran:
+        pass_rate = "- (no case ran)"
+    else:
+        pass_rate = f"{s['pass_rate']:.1%}" + (f" of the {ran:,} that ran" if s["not_run"] else "")
+    latency = f"p50 {s['latency_ms']['p50']:.0f} ms, p95 {s['latency_ms']['p95']:.0f} ms"
     rows = [
-        ("pass rate", f"{s['pass_rate']:.1%}" + (f" of the {ran:,} that ran" if s["not_run"] else "")),
+        ("pass rate", pass_rate),
         (
             "cases",
             f"{s['total']:,} ({s['passed']:,} passed, {s['failed']:,} failed, {s['errors']:,} errors, "
@@ -44,8 +49,9 @@ def _overall(summary: Summary) -> Table:
         ("retries", f"{s['retries']:,}"),
         (
             "latency",
-            f"p50 {s['latency_ms']['p50']:.0f} ms, p95 {s['latency_ms']['p95']:.0f} ms"
-            + (" (of the original calls: all cached)" if all_cached else ""),
+            "- (no answer)"
+            if not answered
+            else latency + (" (of the original calls: all cached)" if all_cached else ""),
         ),
         ("tokens", f"{s['tokens']['prompt']:,} prompt + {s['tokens']['completion']:,} completion"),
     ]
@@ -59,8 +65,18 @@ def _breakdown(title: str, rows: Mapping[str, Counts]) -> Table:
     from rich.text import Text
 
     table = Table(title=title, title_justify="left")
-    for column in (title.split()[-1], "cases", "passed", "failed", "errors", "pass rate"):
-        table.add_column(column, justify="left" if column == title.split()[-1] else "right")
+    not_run = any(counts.done < counts.total for counts in rows.values())
+    columns = (
+        title.split()[-1],
+        "cases",
+        "passed",
+        "failed",
+        "errors",
+        *(("not run",) if not_run else ()),
+        "pass rate",
+    )
+    for column in columns:
+        table.add_column(column, justify="left" if column == columns[0] else "right")
     for name, counts in sorted(rows.items()):
         table.add_row(
             Text(name),  # a category is the user's text, never rich markup
@@ -68,7 +84,8 @@ def _breakdown(title: str, rows: Mapping[str, Counts]) -> Table:
             str(counts.passed),
             str(counts.failed),
             str(counts.errors),
-            f"{counts.pass_rate:.1%}",
+            *((str(counts.total - counts.done),) if not_run else ()),
+            f"{counts.pass_rate:.1%}" if counts.done else "-",
         )
     return table
 
