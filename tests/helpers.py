@@ -39,6 +39,7 @@ def local_settings(tmp_path: Path, sim: SimProcess, cases: list[dict[str, Any]],
         provider="local",
         suites=(str(suite),),
         cache_dir=str(tmp_path / "cache"),
+        history_dir=str(tmp_path / "runs"),
         **overrides,
     )
 

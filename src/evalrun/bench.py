@@ -146,6 +146,7 @@ def _base_settings(bench: BenchSettings, suite: str) -> Settings:
         limit=bench.cases if bench.suite else None,
         min_pass_rate=0.0,
         max_errors=10**9,
+        history_dir="",  # measurements, not runs anyone looks back at
     )
     if settings.profile().api != "sim":
         return settings

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import anyio
 
 from .cache import CacheStore, CacheUnavailable, ResponseCache, open_store
-from .client import CallPolicy, ModelClient, Trip
+from .client import CallLimits, CallPolicy, ModelClient, Trip
 from .engine import Engine, EngineOptions, Outcome
 from .events import Event, Observer, RunFinished, RunStarted, RunWarning, StateChanged, Tick
 from .exitcodes import ExitCode
@@ -37,6 +37,7 @@ from .plan import case_selector, tasks
 from .progress import counted
 from .providers import ClientOptions, Provider, open_provider
 from .providers.base import scrub
+from .recording import RunRecord
 from .reports import CaseSpool, write_reports
 from .schema import RunInfo, RunKind, RunState, Summary
 from .scoring import AssertionScorer, Scorer
@@ -47,9 +48,10 @@ from .watch import Watched
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
+    from .reports.prometheus import RunExporter
     from .settings import SettingsLayer
 
-__all__ = ["RunResult", "Runner"]
+__all__ = ["RunResult", "Runner", "new_run_id", "request_of"]
 
 
 @dataclass
@@ -73,6 +75,40 @@ class RunResult:
 
     def close(self) -> None:
         self._spool.close()
+
+
+def _exporter() -> RunExporter:
+    """Prometheus' families for this run alone (``--metrics-file``); the library is loaded only then."""
+    from .reports.prometheus import MetricFamilies, RunExporter
+
+    return RunExporter(MetricFamilies())
+
+
+def new_run_id() -> str:
+    """A run's id: 12 hex digits, the same in its results, events, history and server URLs."""
+    return uuid.uuid4().hex[:12]
+
+
+def request_of(settings: Settings) -> dict[str, Any]:
+    """The settings as a server's request body says them (``server/bodies.py``'s ``EvalBody``):
+    what the run history keeps, so that a run from the command line can be resumed too."""
+    chosen = {
+        "provider": settings.provider,
+        "suites": list(settings.suites),
+        "models": list(settings.models),
+        "concurrency": settings.concurrency,
+        "repeat": settings.repeat,
+        "categories": list(settings.categories),
+        "filter": settings.filter,
+        "limit": settings.limit,
+        "timeout": settings.timeout,
+        "min_pass_rate": settings.min_pass_rate,
+        "max_errors": settings.max_errors,
+        "retries": settings.retries,
+        "rpm": settings.rpm,
+        "tpm": settings.tpm,
+    }
+    return {name: value for name, value in chosen.items() if value not in (None, [])}
 
 
 def engine_options(settings: Settings, timeout: float | None) -> EngineOptions:
@@ -101,17 +137,44 @@ class Runner(Watched):
         *,
         env: Mapping[str, str] | None = None,
         scorer: Scorer | None = None,
+        limits: CallLimits | None = None,
+        run_id: str | None = None,
+        origin: str = "cli",
+        session_id: str | None = None,
+        request: Mapping[str, Any] | None = None,
         **overrides: Unpack[SettingsLayer],
     ) -> None:
-        """``scorer`` judges every answer; by default, each case's own assertions."""
+        """``scorer`` judges every answer; by default, each case's own assertions. ``limits`` are
+        call limits shared with other runs of the same provider (a server's runs), in place of
+        the run's own. ``origin``, ``session_id`` and ``request`` are what the run history
+        records of who started the run, and how (by default, these settings as a server's
+        request body would say them: what ``resume`` runs again)."""
         super().__init__()
         self.settings = settings if settings is not None else load_settings(env=env, **overrides)
+        self.run_id = run_id or new_run_id()
+        self._origin, self._session_id = origin, session_id
+        self._request = request if request is not None else request_of(self.settings)
         self._env = os.environ if env is None else env
         self._scorer = scorer or AssertionScorer()
+        self._limits = limits
         self._plan: SuitePlan | None = None
         self._checked_in = 0.0  # seconds prepare() took: they count against the run's timeout
         self._secret: str | None = None
         self._begun = 0.0
+        self._engine: Engine | None = None
+        self._cancelled: str | None = None
+
+    def use_limits(self, limits: CallLimits) -> None:
+        """Share ``limits`` with other runs of the same provider (before ``run``; on its loop)."""
+        self._limits = limits
+
+    def cancel(self, message: str = "cancelled") -> None:
+        """Stop the run from outside (a server's cancel): calls in flight are cancelled, the rest
+        is not run, and the reports of what finished are written; the run ends ``interrupted``.
+        Before the run begins, it begins stopped."""
+        self._cancelled = message
+        if self._engine is not None:
+            self._engine.cancel(RunState.INTERRUPTED, message)
 
     def prepare(self) -> SuitePlan:
         """Everything that can fail before a request: API key, suites, selection, paths. Idempotent.
@@ -184,20 +247,35 @@ class Runner(Watched):
     ) -> RunResult:
         settings = self.settings
         metrics, spool = RunMetrics(), CaseSpool()
-        run_id = uuid.uuid4().hex[:12]
+        run_id = self.run_id
         started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         models = settings.model_names()
         per_case = len(models) * settings.repeat
         scrub_key = functools.partial(scrub, secret=context.secret) if context.secret else None
-        with self._observing([metrics, spool], metrics.progress, settings.events, scrub_key) as observers:
+        record = RunRecord(
+            settings.history_dir,
+            run_id,
+            RunKind.EVAL,
+            origin=self._origin,
+            request=self._request,
+            session_id=self._session_id,
+            warn=context.warnings,
+        )
+        record.begin(settings.provider, models, settings.suite_paths(), plan.total * per_case)
+        events = record.events_path(settings.events)
+        exported = _exporter() if settings.metrics_file else None
+        own: list[Observer] = [metrics, spool] if exported is None else [metrics, spool, exported]
+        with self._observing(own, metrics.progress, events, scrub_key) as observers:
             emit = _StatusTeller(observers, metrics)
 
             def nothing_can_succeed(trip: Trip) -> None:  # the rest is not run: exit 3
                 engine.cancel(RunState.ERROR, _tripped(trip, settings))
 
-            client = ModelClient(provider, call_policy(settings), emit, on_trip=nothing_can_succeed)
+            client = ModelClient(provider, call_policy(settings), emit, nothing_can_succeed, self._limits)
             options = engine_options(settings, self._remaining())
-            engine = Engine(client, provider.identity, cache, self._scorer, options, emit)
+            engine = self._engine = Engine(client, provider.identity, cache, self._scorer, options, emit)
+            if self._cancelled is not None:
+                engine.cancel(RunState.INTERRUPTED, self._cancelled)
             categories = {name: count * per_case for name, count in plan.categories.items()}
             emit(
                 RunStarted(
@@ -241,18 +319,34 @@ class Runner(Watched):
             "exit_code": int(code),
             "exit_reason": scrub_key(reason) if scrub_key else reason,
         }
-        reported = time.monotonic()
-        write_reports(
-            spool,
-            run,
-            summary,
-            output=settings.output,
-            junit=settings.junit,
-            summary_md=settings.summary_md,
-            state=state,
-            exit_code=int(code),
-        )
-        logger.debug("reports written in %.3f s", time.monotonic() - reported)
+
+        def write_outputs() -> None:  # in a worker thread: a server's loop keeps answering meanwhile
+            reported = time.monotonic()
+            write_reports(
+                spool,
+                run,
+                summary,
+                output=record.results_path(settings.output),
+                junit=settings.junit,
+                summary_md=settings.summary_md,
+                state=state,
+                exit_code=int(code),
+            )
+            if exported is not None and settings.metrics_file:
+                from .reports.prometheus import write_textfile
+
+                write_textfile(settings.metrics_file, exported.families)
+            logger.debug("reports written in %.3f s", time.monotonic() - reported)
+            record.finish(
+                state=state,
+                exit_code=int(code),
+                summary=summary,
+                message=run["exit_reason"],
+                results=settings.output,
+                events=settings.events,
+            )
+
+        await anyio.to_thread.run_sync(write_outputs)
         return RunResult(run, summary, state, code, metrics, spool, run["exit_reason"])
 
 
@@ -315,6 +409,7 @@ def _check_writable(settings: Settings) -> None:
         ("--junit", settings.junit),
         ("--summary-md", settings.summary_md),
         ("--events", settings.events),
+        ("--metrics-file", settings.metrics_file),
     ):
         if not path:
             continue

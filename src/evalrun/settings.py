@@ -204,6 +204,10 @@ class Settings:
     summary_md: str | None = _setting(None, _text)
     events: str | None = _setting(None, _text)
     progress: str = _setting("auto", _choice(*PROGRESS_MODES))
+    #: Where every run is recorded (``evalrun runs``, the server's ``/api/runs``); "" records none.
+    history_dir: str = _setting(".evalrun/runs", _text)
+    #: Prometheus' text format of the run's metrics, written at its end (node-exporter's textfile collector).
+    metrics_file: str | None = _setting(None, _text)
     providers: Mapping[str, ProviderProfile] = field(default_factory=lambda: dict(BUILTIN_PROFILES))
 
     def __post_init__(self) -> None:
@@ -260,6 +264,8 @@ class TestSettings:
     verbose: bool = _setting(False, _boolean)
     workdir: str = _setting(".", _text, env=False)
     state_dir: str = _setting(".evalrun/test", _text, env=False)
+    #: Where every run is recorded, under ``workdir`` (``evalrun runs``); "" records none.
+    history_dir: str = _setting(".evalrun/runs", _text)
     progress: str = _setting("auto", _choice(*PROGRESS_MODES))
 
     def __post_init__(self) -> None:
@@ -296,6 +302,8 @@ class SettingsLayer(TypedDict, total=False):
     summary_md: str | None
     events: str | None
     progress: str | None
+    history_dir: str | None
+    metrics_file: str | None
 
 
 class TestSettingsLayer(TypedDict, total=False):
@@ -313,6 +321,7 @@ class TestSettingsLayer(TypedDict, total=False):
     verbose: bool | None
     workdir: str | None
     state_dir: str | None
+    history_dir: str | None
     progress: str | None
 
 

@@ -9,7 +9,18 @@ from typing import Annotated
 import typer
 
 from ..reports.files import UNWRITABLE
-from . import bench_cmd, cache_cmd, eval_cmd, init_cmd, providers_cmd, sim_cmd, test_cmd, validate_cmd
+from . import (
+    bench_cmd,
+    cache_cmd,
+    eval_cmd,
+    init_cmd,
+    providers_cmd,
+    runs_cmd,
+    serve_cmd,
+    sim_cmd,
+    test_cmd,
+    validate_cmd,
+)
 from ._common import fail
 
 app = typer.Typer(
@@ -60,7 +71,9 @@ app.command("validate")(validate_cmd.validate_command)
 app.command("providers")(providers_cmd.providers_command)
 app.command("sim")(sim_cmd.sim_command)
 app.command("init")(init_cmd.init_command)
+app.command("serve")(serve_cmd.serve_command)
 app.add_typer(cache_cmd.app, name="cache")
+app.add_typer(runs_cmd.app, name="runs")
 
 
 def main() -> None:

@@ -80,6 +80,17 @@ def eval_command(
     events: Annotated[
         str | None, typer.Option(help="Write every event as JSON lines here.", rich_help_panel=_REPORT)
     ] = None,
+    metrics_file: Annotated[
+        str | None,
+        typer.Option(help="Write Prometheus metrics here at the end (textfile collector).", rich_help_panel=_REPORT),
+    ] = None,
+    history_dir: Annotated[
+        str | None,
+        typer.Option(
+            help="Record the run here (evalrun runs); '' records none. [default: .evalrun/runs]",
+            rich_help_panel=_REPORT,
+        ),
+    ] = None,
     progress: Annotated[
         str | None, typer.Option(help="auto | rich | plain | json | none", rich_help_panel=_REPORT)
     ] = None,
@@ -121,6 +132,8 @@ def eval_command(
             junit=junit,
             summary_md=summary_md,
             events=events,
+            metrics_file=metrics_file,
+            history_dir=history_dir,
             progress=progress,
         )
         runner = Runner(settings)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from .breaker import Breaker, Trip
 from .concurrency import ConcurrencyController, Outcome
-from .model_client import ModelClient, acquire_promptly
+from .model_client import CallLimits, ModelClient, acquire_promptly
 from .pacing import ServerPacer, TokenBucket
 from .policy import CallPolicy, backoff_delay
 
 __all__ = [
     "Breaker",
+    "CallLimits",
     "CallPolicy",
     "ConcurrencyController",
     "ModelClient",

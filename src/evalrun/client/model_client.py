@@ -33,7 +33,7 @@ from .concurrency import ConcurrencyController, Outcome
 from .pacing import ServerPacer, Ticket, TokenBucket
 from .policy import UNTOLD_429_MAX_DELAY, CallPolicy, backoff_delay
 
-__all__ = ["ModelClient", "acquire_promptly"]
+__all__ = ["CallLimits", "ModelClient", "acquire_promptly"]
 
 
 async def acquire_promptly(limiter: anyio.CapacityLimiter, holder: object) -> None:
@@ -43,6 +43,20 @@ async def acquire_promptly(limiter: anyio.CapacityLimiter, holder: object) -> No
         limiter.acquire_on_behalf_of_nowait(holder)
     except anyio.WouldBlock:
         await limiter.acquire_on_behalf_of(holder)
+
+
+class CallLimits:
+    """The limits calls to one provider share: send slots, the concurrency they adapt to, the
+    client's RPM/TPM buckets and the budgets the server states. A run makes its own; a server
+    running several runs against one provider gives them one, so that together they never send
+    more than one run would be allowed to."""
+
+    def __init__(self, policy: CallPolicy) -> None:
+        self.slots = anyio.CapacityLimiter(policy.concurrency)
+        self.controller = ConcurrencyController(policy.concurrency)
+        self.rpm = TokenBucket(policy.rpm) if policy.rpm else None
+        self.tpm = TokenBucket(policy.tpm) if policy.tpm else None
+        self.server = ServerPacer()
 
 
 @dataclass
@@ -61,19 +75,23 @@ class ModelClient:
     """Calls one provider for a whole run: slots, pacing, retries, and the events that tell of them."""
 
     def __init__(
-        self, provider: Provider, policy: CallPolicy, emit: Observer, on_trip: Callable[[Trip], None] | None = None
+        self,
+        provider: Provider,
+        policy: CallPolicy,
+        emit: Observer,
+        on_trip: Callable[[Trip], None] | None = None,
+        limits: CallLimits | None = None,
     ) -> None:
-        """``on_trip`` is told, once, when the outcomes show that no call can succeed (``Breaker``)."""
+        """``on_trip`` is told, once, when the outcomes show that no call can succeed (``Breaker``);
+        ``limits``, when given, are shared with other clients of the same provider."""
         self._provider = provider
         self._policy = policy
         self._emit = emit
         self._breaker = Breaker()
         self._on_trip = on_trip
-        self._slots = anyio.CapacityLimiter(policy.concurrency)
-        self._controller = ConcurrencyController(policy.concurrency)
-        self._rpm = TokenBucket(policy.rpm) if policy.rpm else None
-        self._tpm = TokenBucket(policy.tpm) if policy.tpm else None
-        self._server = ServerPacer()
+        shared = limits if limits is not None else CallLimits(policy)
+        self._slots, self._controller = shared.slots, shared.controller
+        self._rpm, self._tpm, self._server = shared.rpm, shared.tpm, shared.server
 
     @property
     def limit(self) -> int:

@@ -28,9 +28,10 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ..events import Event, Observer, RunFinished, RunStarted, TestsReplayed
+from ..events import Event, Observer, RunFinished, RunStarted, RunWarning, TestsReplayed
 from ..exitcodes import ExitCode
 from ..interrupts import exit_code_of_signal
+from ..recording import RunRecord
 from ..schema import RunKind, RunState, TestOutcome, TestResultsDocument
 from ..settings import TestSettings, load_test_settings
 from ..watch import Watched
@@ -177,10 +178,24 @@ class TestRunner(Watched):
         settings: TestSettings | None = None,
         *,
         env: Mapping[str, str] | None = None,
+        origin: str = "cli",
+        session_id: str | None = None,
+        request: Mapping[str, Any] | None = None,
         **overrides: Unpack[TestSettingsLayer],
     ) -> None:
+        """``origin``, ``session_id`` and ``request`` are what the run history records of who
+        started the run, and how."""
         super().__init__()
         self.settings = settings if settings is not None else load_test_settings(env, **overrides)
+        self.run_id = uuid.uuid4().hex[:12]
+        self._origin, self._session_id = origin, session_id
+        self._request = request if request is not None else {"pytest_args": list(self.settings.pytest_args)}
+        self._cancelled = False
+
+    def cancel(self) -> None:
+        """Stop the run from another thread (a server's cancel): pytest is asked to stop as Ctrl-C
+        would, then made to; the run ends ``interrupted`` with what finished."""
+        self._cancelled = True
 
     def _check_parallel(self) -> None:
         if self.settings.parallel is None:
@@ -244,7 +259,21 @@ class TestRunner(Watched):
         progress = TestProgress()
         with contextlib.ExitStack() as stack:
             log = None if settings.verbose else stack.enter_context(open(log_path, "w", encoding="utf-8"))
-            emit = stack.enter_context(self._observing([progress], progress.progress, settings.events))
+            unrecorded: list[str] = []  # said once the run's observers are there
+            record = RunRecord(
+                os.path.join(settings.workdir, settings.history_dir) if settings.history_dir else "",
+                self.run_id,
+                RunKind.TEST,
+                origin=self._origin,
+                request=self._request,
+                session_id=self._session_id,
+                warn=unrecorded.append,
+            )
+            record.begin("", (), list(settings.pytest_args), 0)
+            events = record.events_path(settings.events)
+            emit = stack.enter_context(self._observing([progress], progress.progress, events))
+            for message in unrecorded:
+                emit(RunWarning(message))
             try:
                 process = subprocess.Popen(
                     command,
@@ -259,13 +288,21 @@ class TestRunner(Watched):
                 raise ConfigError(f"cannot start {settings.python}: {exc.strerror or exc}") from None
             launched_at = time.time()
             stopper = _Stopper(process.pid, settings.grace)
-            emit(RunStarted(uuid.uuid4().hex[:12], RunKind.TEST, pid=process.pid))
+            emit(RunStarted(self.run_id, RunKind.TEST, pid=process.pid))
             with _signals_to(stopper, handle_signals):
                 self._follow(process, events_path, stopper, emit)
                 stopper.sweep()
             emit(self._conclusion(progress, stopper, process.returncode, log_path if log else None))
         document = build_document(progress, command, launched_at, len(stopper.killed))
-        write_test_reports(document, settings.output, settings.junit)
+        write_test_reports(document, record.results_path(settings.output), settings.junit)
+        record.finish(
+            state=document["state"],
+            exit_code=document["exit_code"],
+            summary=_history_summary(document),
+            message=document["message"],
+            results=settings.output,
+            events=settings.events,
+        )
         return TestResult(progress, document["exit_code"], document, None if settings.verbose else log_path)
 
     def _follow(self, process: subprocess.Popen[bytes], events_path: Path, stopper: _Stopper, emit: Observer) -> None:
@@ -280,6 +317,8 @@ class TestRunner(Watched):
                     return
                 if deadline is not None and time.monotonic() >= deadline and stopper.reason is None:
                     stopper.stop(RunState.TIMEOUT)
+                if self._cancelled and stopper.reason is None:
+                    stopper.stop(RunState.INTERRUPTED)
                 stopper.tick()
                 with contextlib.suppress(subprocess.TimeoutExpired):  # sleeps, but wakes as soon as pytest exits
                     process.wait(_POLL_SECONDS)
@@ -313,6 +352,18 @@ class TestRunner(Watched):
             return RunState.ERROR, f"pytest died without finishing ({how})", int(ExitCode.CRASHED)
         state = {0: RunState.COMPLETED, 1: RunState.FAILED}.get(status, RunState.ERROR)
         return state, _EXIT_MEANINGS.get(status, ""), status
+
+
+def _history_summary(document: TestResultsDocument) -> dict[str, Any]:
+    """A test run's figures under the names the run history keeps for every run."""
+    summary = document["summary"]
+    ran = summary["total"] - summary["not_run"]
+    return {
+        **summary,
+        "pass_rate": round(summary.get("passed", 0) / ran, 6) if ran else 0.0,
+        "wall_seconds": summary["duration_seconds"],
+        "cases_per_second": summary["tests_per_second"],
+    }
 
 
 def _last_words(log_path: Path) -> list[str]:

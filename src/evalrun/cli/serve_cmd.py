@@ -1,0 +1,58 @@
+"""``evalrun serve``: the HTTP API (the work is in ``server/``), on uvicorn."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._common import fail
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve_command(
+    host: Annotated[str, typer.Option(help="Address to bind; anything but loopback needs --token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0: any free one, printed).", min=0, max=65535)] = 8000,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="EVALRUN_SERVE_TOKEN", help="Every endpoint but /healthz asks for 'Bearer TOKEN'."),
+    ] = None,
+    config: Annotated[str | None, typer.Option(help="Config file of the runs (default: ./config.toml).")] = None,
+    history_dir: Annotated[str, typer.Option(help="Run history, under the working directory.")] = ".evalrun/runs",
+) -> None:
+    """Serve the HTTP API: start runs, poll them by session id, follow their events, list past runs."""
+    if not _loopback(host) and not token:
+        raise fail(
+            [f"refusing to serve on {host} without --token (or EVALRUN_SERVE_TOKEN): bind 127.0.0.1, or set one"]
+        )
+    try:
+        import uvicorn
+
+        from ..server import ServerConfig, create_app
+    except ImportError as exc:
+        raise fail([f"evalrun serve needs its extra: pip install 'evalrun[serve]' ({exc.name} is missing)"]) from None
+    try:
+        listening = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    except OSError as exc:
+        raise fail([f"cannot listen on {host}:{port}: {exc.strerror or exc}"]) from None
+    bound = listening.getsockname()[1]
+    app = create_app(ServerConfig(root=Path(os.getcwd()), token=token or None, config=config, history_dir=history_dir))
+    typer.echo(f"evalrun serve: http://{host}:{bound} (API docs at /docs, metrics at /metrics); Ctrl-C stops")
+    # The runs' loop has a thread of its own (server/sessions.py); a poll's thread waits for the
+    # interpreter at most this long, not the default 5 ms, at each of its steps.
+    sys.setswitchinterval(0.0005)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server.run(sockets=[listening])

@@ -1,0 +1,286 @@
+"""``evalrun serve``'s HTTP API: the original system's four endpoints, run history, live events,
+Prometheus metrics. Thin: bodies become settings in ``bodies.py``, runs live in ``sessions.py``,
+the history is ``history.py``'s; this module maps them to paths and status codes.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ..errors import ConfigError, SuiteError
+from ..history import RunHistory
+from ..reports.prometheus import MetricFamilies, RunExporter
+from ..runner import Runner, new_run_id
+from ..testrun.runner import TestRunner
+from .bodies import EvalBody, FieldError, TestBody, settings_for_eval, settings_for_tests, suite_error
+from .sessions import Session, SessionBook, new_session_id
+
+__all__ = ["ServerConfig", "create_app"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How the server runs: its folder (suites are read only under it), the token every endpoint
+    but ``/healthz`` asks for (``None``: none asked, loopback only), the config file of its runs."""
+
+    root: Path
+    token: str | None = None
+    config: str | None = None
+    history_dir: str = ".evalrun/runs"
+    max_body_bytes: int = 1 << 20
+
+
+class _BodyLimit:
+    """Requests whose body is larger than ``limit`` bytes end in 413 before a route reads them,
+    whether they say their length or stream it."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self._app, self._limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Any) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self._limit:
+            await _too_large(send, self._limit)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self._limit:
+                raise _BodyTooLarge
+            return message
+
+        try:
+            await self._app(scope, counted, send)
+        except _BodyTooLarge:
+            await _too_large(send, self._limit)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Any, limit: int) -> None:
+    body = json.dumps({"detail": f"request body over {limit} bytes"}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(config: ServerConfig) -> FastAPI:
+    """The ASGI app; uvicorn serves it (``evalrun serve``), tests call it directly too."""
+    book = SessionBook()
+    history = RunHistory(config.root / config.history_dir)
+    families = MetricFamilies()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(history.recover)  # runs a killed server left: interrupted
+        yield
+        await book.aclose()
+
+    app = FastAPI(title="evalrun", version=_version(), lifespan=lifespan)
+    app.add_middleware(_BodyLimit, limit=config.max_body_bytes)
+
+    @app.exception_handler(FieldError)
+    async def refused(request: Request, exc: FieldError) -> JSONResponse:
+        detail = [{"loc": list(exc.field), "msg": exc.message, "type": "value_error"}]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    def authorized(request: Request) -> None:
+        if config.token is None:
+            return
+        given = request.headers.get("authorization", "")
+        scheme, _, token = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), config.token.encode()):
+            raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+
+    api = APIRouter(dependencies=[Depends(authorized)])
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "active_runs": book.active}
+
+    # -- the original system's endpoints ---------------------------------------------------
+
+    @api.post("/api/results/run-evaluations")
+    async def run_evaluations(body: EvalBody) -> dict[str, str]:
+        session = await _start_eval(body.model_dump(exclude_none=True))
+        return _started(session, "evaluation-progress")
+
+    @api.get("/api/results/evaluation-progress/{session_id}")
+    async def evaluation_progress(session_id: str) -> Response:
+        return _json(_session(session_id, "eval").snapshot_json())
+
+    @api.post("/api/results/run-tests")
+    async def run_tests(body: TestBody) -> dict[str, str]:
+        settings = settings_for_tests(body, config.root)
+        runner = TestRunner(settings)
+        runner.subscribe(RunExporter(families))
+        session = book.start_test(runner, body.model_dump(exclude_none=True))
+        return _started(session, "test-progress")
+
+    @api.get("/api/results/test-progress/{session_id}")
+    async def test_progress(session_id: str) -> Response:
+        return _json(_session(session_id, "test").snapshot_json())
+
+    # -- history, live events, control ----------------------------------------------------
+
+    @api.get("/api/runs")
+    async def runs(
+        kind: str | None = Query(None, pattern="^(eval|test)$"),
+        status: str | None = None,
+        limit: int = Query(50, ge=1, le=500),
+        offset: int = Query(0, ge=0),
+    ) -> dict[str, Any]:
+        page, total = await anyio.to_thread.run_sync(
+            lambda: history.list(kind=kind, state=status, limit=limit, offset=offset)
+        )
+        return {"runs": [_live(row) for row in page], "total": total, "limit": limit, "offset": offset}
+
+    @api.get("/api/runs/{run_id}")
+    async def run(run_id: str) -> dict[str, Any]:
+        return _live(await _row(run_id))
+
+    @api.get("/api/runs/{run_id}/results")
+    async def results(run_id: str) -> Response:
+        row = await _row(run_id)
+        path = history.folder(row["id"]) / "results.json"
+        if not path.is_file():
+            raise HTTPException(404, f"run {run_id} has no results yet (state {row['state']})")
+        return Response(path.read_bytes(), media_type="application/json")
+
+    @api.get("/api/runs/{run_id}/events")
+    async def events(run_id: str) -> StreamingResponse:
+        session = book.by_run(run_id)
+        if session is None:
+            row = await _row(run_id)  # a finished run (or one this server did not start): its end
+            return _sse(_ended(row))
+        return _sse(session.follow())
+
+    @api.post("/api/runs/{run_id}/cancel")
+    async def cancel(run_id: str) -> dict[str, Any]:
+        session = book.by_run(run_id)
+        if session is None:
+            row = await _row(run_id)
+            raise HTTPException(409, f"run {run_id} is not running on this server (state {row['state']})")
+        if not session.done:
+            session.cancel()
+        return session.snapshot()
+
+    @api.post("/api/runs/{run_id}/resume")
+    async def resume(run_id: str) -> dict[str, str]:
+        row = await _row(run_id)
+        if row["kind"] != "eval":
+            raise HTTPException(409, "only eval runs resume (a test run is run again with run-tests)")
+        live = book.by_run(run_id)
+        if live is not None and not live.done:
+            raise HTTPException(409, f"run {run_id} is still running")
+        session = await _start_eval(dict(row.get("request") or {}))
+        return _started(session, "evaluation-progress")
+
+    @app.get("/metrics")
+    async def metrics(_: None = Depends(authorized)) -> Response:
+        return Response(generate_latest(families.registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(api)
+
+    # -- helpers, closing over this app's state --------------------------------------------
+
+    async def _start_eval(request: dict[str, Any]) -> Session:
+        body = EvalBody.model_validate(request)
+        run_id, session_id = new_run_id(), new_session_id("eval")
+        folder = history.folder(run_id)  # inline cases are kept with the run they were sent for
+        inline = str(folder / "cases.jsonl") if body.cases is not None else None
+        try:
+            settings = await anyio.to_thread.run_sync(
+                settings_for_eval, body, config.root, config.config, folder, history.root
+            )
+            runner = Runner(
+                settings,
+                run_id=run_id,
+                origin="server",
+                session_id=session_id,
+                request=request,
+            )
+            await anyio.to_thread.run_sync(runner.prepare)
+        except SuiteError as exc:
+            raise suite_error(str(exc), inline) from None
+        except ConfigError as exc:
+            raise FieldError(("body",), str(exc)) from None
+        runner.subscribe(RunExporter(families))
+        return book.start_eval(runner, request, session_id)
+
+    def _session(session_id: str, kind: str) -> Session:
+        session = book.get(session_id)
+        if session is None or session.kind != kind:
+            raise HTTPException(404, f"no {kind} session '{session_id}'")
+        return session
+
+    async def _row(run_id: str) -> dict[str, Any]:
+        try:
+            row = await anyio.to_thread.run_sync(history.get, run_id)
+        except ValueError:
+            row = None
+        if row is None:
+            raise HTTPException(404, f"no run '{run_id}'")
+        return row
+
+    def _live(row: dict[str, Any]) -> dict[str, Any]:
+        session = book.by_run(row["id"])
+        return {**row, "progress": session.snapshot()} if session is not None else row
+
+    return app
+
+
+def _json(encoded: bytes) -> Response:
+    """A body encoded already: polled often, it skips FastAPI's encoder (most of a poll's CPU)."""
+    return Response(encoded, media_type="application/json")
+
+
+def _started(session: Session, progress_path: str) -> dict[str, str]:
+    return {
+        "session_id": session.session_id,
+        "progress_endpoint": f"/api/results/{progress_path}/{session.session_id}",
+        "run_id": session.run_id,
+        "events_endpoint": f"/api/runs/{session.run_id}/events",
+    }
+
+
+async def _ended(row: dict[str, Any]) -> AsyncIterator[tuple[str, str]]:
+    yield "summary", json.dumps(row)
+
+
+def _sse(pairs: AsyncIterator[tuple[str, str]]) -> StreamingResponse:
+    async def stream() -> AsyncIterator[str]:
+        async for name, data in pairs:
+            yield f"event: {name}\ndata: {data}\n\n"
+
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__

@@ -1,0 +1,327 @@
+"""The runs a server started: each one a session, polled by its id, followed by its events.
+
+A session wraps an ordinary ``Runner`` (eval) or ``TestRunner`` (test) and is one more observer of
+it: it keeps the latest progress dict (what a poll returns, at no cost to the run) and hands each
+event to the clients following the run live. Eval runs run on one event loop of their own, in a
+thread beside the server's (``_EngineLoop``), so that runs against one provider share one set of
+call limits (``CallLimits``) and polls never wait on a run; test runs wait on pytest in a worker
+thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from ..client import CallLimits
+from ..eventlog import event_record
+from ..events import (
+    CacheHit,
+    Event,
+    RetryResumed,
+    RetryScheduled,
+    TaskFinished,
+    TasksNotRun,
+    TaskStarted,
+    TestFinished,
+    TestStarted,
+    Tick,
+)
+from ..runner import Runner, RunResult, call_policy
+from ..schema import ProgressDict, RunState
+from ..settings import Settings
+from ..testrun.runner import TestResult, TestRunner
+
+__all__ = ["Session", "SessionBook", "metricas", "new_session_id"]
+
+_FOLLOWER_BACKLOG = 10_000  # events held for one slow follower before it misses some
+_TOLD_KEPT = 1_000  # events of a run's course (not of its tasks) kept for followers who join late
+#: Events of one task: a follower sees them from when it joins (the progress dict has the counts).
+_PER_TASK = (TaskStarted, TaskFinished, CacheHit, RetryScheduled, RetryResumed, TasksNotRun, TestStarted, TestFinished)
+_PROGRESS_EVERY = 0.1  # seconds between the progress snapshots a poll reads
+
+
+def new_session_id(kind: str) -> str:
+    """``eval_1234567890_1234``: the original system's shape (Unix seconds, four random digits)."""
+    return f"{kind}_{int(time.time())}_{random.randint(1000, 9999)}"
+
+
+def metricas(summary: Mapping[str, Any]) -> dict[str, float]:
+    """The finished run's figures under the original system's names and units (its clients read
+    these; ``cache_efficiency`` there is a percentage)."""
+    return {
+        "tiempo_total_segundos": summary.get("wall_seconds", 0.0),
+        "prompts_por_segundo": summary.get("cases_per_second", 0.0),
+        "cache_hits": summary.get("cache_hits", 0),
+        "cache_efficiency": round(100 * summary.get("cache_efficiency", 0.0), 2),
+        "requests_concurrentes_promedio": summary.get("avg_concurrency", 0.0),
+    }
+
+
+@dataclass
+class Session:
+    """One run the server started, from its start to long after its end (until the server stops)."""
+
+    kind: str  # eval | test
+    session_id: str
+    run_id: str
+    request: Mapping[str, Any]
+    progress: ProgressDict
+    cancel: Callable[[], None]
+    started_at: float = field(default_factory=time.time)
+    finished: dict[str, Any] | None = None  # summary, exit code and reason, once it ended
+    error: str | None = None  # the run could not run (evalrun's bug or the system's): one line
+    _followers: list[asyncio.Queue[dict[str, Any] | None]] = field(default_factory=list)
+    _told: list[dict[str, Any]] = field(default_factory=list)  # the run's course, for late followers
+    _encoded: bytes = b""
+    _encoded_for: tuple[int, bool, str | None] | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+    _loop_thread: int = 0
+    _clock_offset: float = field(default_factory=lambda: time.time() - time.monotonic())
+
+    @property
+    def state(self) -> str:
+        return str(self.progress.get("status", RunState.STARTING))
+
+    @property
+    def done(self) -> bool:
+        return self.finished is not None or self.error is not None
+
+    def snapshot(self) -> dict[str, Any]:
+        """What a poll returns: the progress dict, and once the run ended its figures."""
+        view: dict[str, Any] = {**self.progress, "session_id": self.session_id, "run_id": self.run_id}
+        if self.error is not None:
+            view["status"], view["message"] = RunState.ERROR, self.error
+        if self.finished is not None:
+            view.update(self.finished)
+        return view
+
+    def snapshot_json(self) -> bytes:
+        """``snapshot()`` encoded, once per new progress dict: twenty clients polling ten times a
+        second cost one encoding per progress step, not two hundred a second."""
+        key = (id(self.progress), self.finished is not None, self.error)
+        if key != self._encoded_for:
+            self._encoded, self._encoded_for = json.dumps(self.snapshot()).encode(), key
+        return self._encoded
+
+    # -- live followers (Server-Sent Events) ---------------------------------------------------
+
+    def observe(self, event: Event) -> None:
+        """An observer of the run: each event to every follower. Called on the loop (eval runs)
+        or from pytest's worker thread (test runs)."""
+        if isinstance(event, Tick):
+            return
+        telling = not isinstance(event, _PER_TASK)
+        if not self._followers and not telling:
+            return
+        record = event_record(event, self._clock_offset)
+        if telling and len(self._told) < _TOLD_KEPT:
+            self._told.append(record)
+        loop = self._loop
+        if loop is not None and threading.get_ident() != self._loop_thread:
+            loop.call_soon_threadsafe(self._hand_out, record)
+        else:
+            self._hand_out(record)
+
+    def _hand_out(self, record: dict[str, Any] | None) -> None:
+        for queue in self._followers:
+            if queue.qsize() < _FOLLOWER_BACKLOG or record is None:
+                queue.put_nowait(record)
+
+    async def follow(self, progress_every: float = 0.25) -> AsyncIterator[tuple[str, str]]:
+        """``(event name, JSON data)`` pairs for a Server-Sent Events stream: the run's events as
+        they come, the progress dict at most every ``progress_every`` seconds, then the summary."""
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._followers.append(queue)
+        try:
+            for told in list(self._told):  # what a late follower missed of the run's course
+                yield str(told["event"]), json.dumps(told, ensure_ascii=False)
+            yield "progress", json.dumps(self.snapshot())
+            last = time.monotonic()
+            while not self.done:
+                try:
+                    record = await asyncio.wait_for(queue.get(), timeout=progress_every)
+                except asyncio.TimeoutError:
+                    record = None
+                if record is not None:
+                    yield str(record["event"]), json.dumps(record, ensure_ascii=False)
+                if time.monotonic() - last >= progress_every:
+                    last = time.monotonic()
+                    yield "progress", json.dumps(self.snapshot())
+            while not queue.empty():  # what came before the end
+                record = queue.get_nowait()
+                if record is not None:
+                    yield str(record["event"]), json.dumps(record, ensure_ascii=False)
+            yield "summary", json.dumps(self.snapshot())
+        finally:
+            self._followers.remove(queue)
+
+    def ended(self) -> None:
+        """Wake every follower: the run is over."""
+        if self._loop is not None and threading.get_ident() != self._loop_thread:
+            self._loop.call_soon_threadsafe(self._hand_out, None)
+        else:
+            self._hand_out(None)
+
+
+class _EngineLoop:
+    """The event loop every eval run of the server runs on, in a thread of its own.
+
+    Why not the server's loop: a run answers thousands of calls a second, and a loop turn that
+    scores fifty answers keeps a poll waiting for all of them (p99 of 60-120 ms measured). On its
+    own thread the run is preempted every few milliseconds for the server's; and as one loop for
+    every run, the runs against one provider can still share one set of call limits.
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="evalrun-runs", daemon=True)
+        self._thread.start()
+
+    def run(self, work: Coroutine[Any, Any, None]) -> asyncio.Future[None]:
+        """``work`` on the runs' loop; a future of the caller's loop that ends with it."""
+        return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self.loop))
+
+    def call(self, function: Callable[[], None]) -> None:
+        self.loop.call_soon_threadsafe(function)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+
+
+class SessionBook:
+    """Every session of this server, by session id and run id, and the call limits of each provider."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, Session] = {}
+        self._by_run: dict[str, Session] = {}
+        self._limits: dict[str, CallLimits] = {}
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._engine: _EngineLoop | None = None
+
+    def get(self, session_id: str) -> Session | None:
+        return self._sessions.get(session_id)
+
+    def by_run(self, run_id: str) -> Session | None:
+        return self._by_run.get(run_id)
+
+    @property
+    def active(self) -> int:
+        return sum(not session.done for session in self._sessions.values())
+
+    def _limits_for(self, settings: Settings) -> CallLimits:
+        """The one set of call limits of a provider (by profile and address): the first run sizes
+        it. Made and used on the runs' loop only."""
+        key = f"{settings.provider}|{settings.profile().base_url}"
+        if key not in self._limits:
+            self._limits[key] = CallLimits(call_policy(settings))
+        return self._limits[key]
+
+    def start_eval(self, runner: Runner, request: Mapping[str, Any], session_id: str | None = None) -> Session:
+        """Start ``runner`` (prepared) on the runs' loop; its session at once."""
+        engine = self._engine = self._engine or _EngineLoop()
+        session = self._open("eval", runner.run_id, request, lambda: engine.call(runner.cancel), session_id)
+        runner.subscribe(session.observe)
+        runner.on_progress(_keeper(session), interval=_PROGRESS_EVERY)
+        self._keep(engine.run(self._run_eval(session, runner)))
+        return session
+
+    def start_test(self, runner: TestRunner, request: Mapping[str, Any]) -> Session:
+        """Start ``runner`` in a worker thread (it waits on pytest); its session at once."""
+        session = self._open("test", runner.run_id, request, runner.cancel, None)
+        runner.subscribe(session.observe)
+        runner.on_progress(_keeper(session), interval=_PROGRESS_EVERY)
+        self._keep(asyncio.ensure_future(self._run_test(session, runner)))
+        return session
+
+    def _open(
+        self,
+        kind: str,
+        run_id: str,
+        request: Mapping[str, Any],
+        cancel: Callable[[], None],
+        session_id: str | None,
+    ) -> Session:
+        starting: ProgressDict = {
+            "status": RunState.STARTING,
+            "progress_percentage": 0.0,
+            "completed": 0,
+            "total": 0,
+            "message": "starting",
+            "eta_seconds": None,
+            "eta_formatted": "--:--:--",
+            "elapsed_seconds": 0.0,
+        }
+        session = Session(kind, session_id or new_session_id(kind), run_id, request, starting, cancel)
+        session._loop, session._loop_thread = asyncio.get_running_loop(), threading.get_ident()
+        self._sessions[session.session_id] = self._by_run[run_id] = session
+        return session
+
+    def _keep(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_eval(self, session: Session, runner: Runner) -> None:
+        """On the runs' loop."""
+        try:
+            runner.use_limits(self._limits_for(runner.settings))
+            result: RunResult = await runner.run()
+        except Exception as exc:  # the server lives on; the session says why this run did not
+            session.error = f"the run failed: {exc}"
+        else:
+            session.finished = {
+                "status": result.state,
+                "summary": result.summary,
+                "metricas": metricas(result.summary),
+                "exit_code": int(result.exit_code),
+                "exit_reason": result.exit_reason,
+                "results_endpoint": f"/api/runs/{session.run_id}/results",
+            }
+            result.close()
+        session.ended()
+
+    async def _run_test(self, session: Session, runner: TestRunner) -> None:
+        try:
+            result: TestResult = await anyio.to_thread.run_sync(runner.run)
+        except Exception as exc:
+            session.error = f"the run failed: {exc}"
+        else:
+            document = result.document
+            session.finished = {
+                "status": document["state"],
+                "summary": document["summary"],
+                "metricas": {"tiempo_total_segundos": document["summary"]["duration_seconds"]},
+                "exit_code": result.exit_code,
+                "exit_reason": document["message"],
+                "results_endpoint": f"/api/runs/{session.run_id}/results",
+            }
+        session.ended()
+
+    async def aclose(self) -> None:
+        """Stop every run still going (the server is stopping): each ends ``interrupted``."""
+        for session in self._sessions.values():
+            if not session.done:
+                session.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=30)
+        if self._engine is not None:
+            self._engine.close()
+
+
+def _keeper(session: Session) -> Callable[[ProgressDict], None]:
+    """The progress callback that keeps the session's snapshot (one assignment: safe from pytest's
+    worker thread too)."""
+
+    def keep(progress: ProgressDict) -> None:
+        session.progress = progress
+
+    return keep

@@ -1,0 +1,260 @@
+"""``evalrun serve`` (issue 11): the original system's endpoints, history, live events, cancel,
+restart and resume, the security rules — through the ASGI app, and through a real uvicorn process
+on an ephemeral loopback port."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from helpers import arithmetic_cases, evalrun, local_config, write_suite
+
+from evalrun.server import ServerConfig, create_app
+from evalrun.sim import SimProcess
+
+SESSION = re.compile(r"^eval_\d{10}_\d{4}$")
+
+
+def _app(tmp_path: Path, sim: SimProcess, **config: Any) -> TestClient:
+    local_config(tmp_path / "config.toml", sim)
+    return TestClient(create_app(ServerConfig(root=tmp_path, config=str(tmp_path / "config.toml"), **config)))
+
+
+def _until_done(client: TestClient | httpx.Client, path: str, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        progress: dict[str, Any] = client.get(path).json()
+        if "exit_code" in progress:
+            return progress
+        time.sleep(0.05)
+    raise AssertionError(f"{path} did not finish in {timeout} s")
+
+
+def test_the_original_evaluation_endpoints_keep_their_shapes(tmp_path: Path, sim: SimProcess) -> None:
+    cases = [*arithmetic_cases(5), {"id": "wrong", "category": "text", "prompt": "repeat: hi", "expected": "ho"}]
+    with _app(tmp_path, sim) as client:
+        started = client.post("/api/results/run-evaluations", json={"provider": "local", "cases": cases})
+        assert started.status_code == 200
+        session = started.json()["session_id"]
+        assert SESSION.match(session)
+        assert started.json()["progress_endpoint"] == f"/api/results/evaluation-progress/{session}"
+        done = _until_done(client, started.json()["progress_endpoint"])
+        assert done["status"] == "completed" and done["progress_percentage"] == 100.0
+        assert {"message", "completed", "total", "eta_seconds", "eta_formatted", "passed", "failed"} <= set(done)
+        assert done["completed"] == done["total"] == 6 and done["passed"] == 5
+        metricas = done["metricas"]
+        assert set(metricas) == {
+            "tiempo_total_segundos",
+            "prompts_por_segundo",
+            "cache_hits",
+            "cache_efficiency",
+            "requests_concurrentes_promedio",
+        }
+        assert metricas["cache_efficiency"] == 0.0 and done["summary"]["passed"] == 5
+        again = client.post("/api/results/run-evaluations", json={"provider": "local", "cases": cases}).json()
+        warm = _until_done(client, again["progress_endpoint"])
+        assert warm["metricas"]["cache_hits"] == 6 and warm["metricas"]["cache_efficiency"] == 100.0  # a percentage
+        results = client.get(f"/api/runs/{started.json()['run_id']}/results").json()
+        assert results["schema"] == 1 and len(results["cases"]) == 6 and results["run"]["state"] == "completed"
+
+
+def test_the_original_test_endpoints_run_pytest(tmp_path: Path, sim: SimProcess) -> None:
+    (tmp_path / "test_small.py").write_text("def test_one():\n    pass\n\ndef test_two():\n    assert False\n")
+    with _app(tmp_path, sim) as client:
+        started = client.post("/api/results/run-tests", json={"pytest_args": ["test_small.py"], "timeout": 60}).json()
+        assert re.match(r"^test_\d{10}_\d{4}$", started["session_id"])
+        assert started["progress_endpoint"] == f"/api/results/test-progress/{started['session_id']}"
+        done = _until_done(client, started["progress_endpoint"], timeout=60)
+        assert done["status"] == "failed" and done["exit_code"] == 1
+        assert done["summary"]["passed"] == 1 and done["summary"]["failed"] == 1
+        listed = client.get("/api/runs", params={"kind": "test"}).json()["runs"]
+        assert [run["id"] for run in listed] == [started["run_id"]] and listed[0]["state"] == "failed"
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ({"concurrency": 0}, ["body", "concurrency"], "must be at least 1"),
+        ({"min_pass_rate": 2}, ["body", "min_pass_rate"], "from 0 to 1"),
+        ({"surprise": 1}, ["body", "surprise"], "Extra inputs"),
+        ({"concurrency": "many"}, ["body", "concurrency"], "integer"),
+        ({"suites": ["../outside.jsonl"]}, ["body", "suites", 0], "'..'"),
+        ({"suites": ["/etc/passwd"]}, ["body", "suites", 0], "outside the server's folder"),
+        ({"cases": [{"prompt": "a", "expected": "b"}, {"prompt": "c", "assert": [{"type": "nope"}]}]},
+         ["body", "cases", 1], "nope"),
+        ({"provider": "nosuch"}, ["body"], "unknown provider 'nosuch'"),
+    ],
+)  # fmt: skip
+def test_a_bad_body_is_a_422_naming_the_field(
+    tmp_path: Path, sim: SimProcess, body: dict[str, Any], field: list[Any], words: str
+) -> None:
+    with _app(tmp_path, sim) as client:
+        refused = client.post("/api/results/run-evaluations", json=body)
+    assert refused.status_code == 422
+    [problem] = refused.json()["detail"]
+    assert problem["loc"] == field and words in problem["msg"]
+
+
+def test_unknown_sessions_and_runs_are_404s_and_big_bodies_413s(tmp_path: Path, sim: SimProcess) -> None:
+    with _app(tmp_path, sim, max_body_bytes=10_000) as client:
+        assert client.get("/api/results/evaluation-progress/eval_1_1").status_code == 404
+        assert client.get("/api/results/test-progress/test_1_1").status_code == 404
+        assert client.get("/api/runs/0123456789ab").status_code == 404
+        assert client.get("/api/runs/..%2F..%2Fetc").status_code == 404
+        cases = [{"prompt": "x" * 200, "expected": "y"}] * 100
+        assert client.post("/api/results/run-evaluations", json={"cases": cases}).status_code == 413
+
+
+def test_a_token_guards_every_endpoint_but_healthz(tmp_path: Path, sim: SimProcess) -> None:
+    with _app(tmp_path, sim, token="s3cret") as client:
+        assert client.get("/healthz").status_code == 200
+        for path in ("/api/runs", "/metrics", "/api/results/evaluation-progress/eval_1_1"):
+            assert client.get(path).status_code == 401
+            assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert client.get("/api/runs", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+
+
+def test_cancel_stops_a_run_and_keeps_what_finished(tmp_path: Path, sim: SimProcess) -> None:
+    sim.control(latency_ms=100)
+    with _app(tmp_path, sim) as client:
+        body = {"provider": "local", "cases": arithmetic_cases(200), "concurrency": 2}
+        started = client.post("/api/results/run-evaluations", json=body).json()
+        time.sleep(0.5)
+        assert client.post(f"/api/runs/{started['run_id']}/cancel").status_code == 200
+        done = _until_done(client, started["progress_endpoint"])
+        assert done["status"] == "interrupted" and done["exit_code"] == 130
+        assert 0 < done["summary"]["passed"] < 200 and done["summary"]["not_run"] > 0
+        row = client.get(f"/api/runs/{started['run_id']}").json()
+        assert row["state"] == "interrupted" and row["origin"] == "server"
+
+
+def test_a_cli_run_is_listed_with_the_servers_own(tmp_path: Path, sim: SimProcess) -> None:
+    local_config(tmp_path / "config.toml", sim)
+    write_suite(tmp_path / "s.jsonl", arithmetic_cases(3))
+    assert evalrun(tmp_path, "eval", "local", "--suite", "s.jsonl", "--progress", "none").returncode == 0
+    with _app(tmp_path, sim) as client:
+        [run] = client.get("/api/runs").json()["runs"]
+        assert run["origin"] == "cli" and run["state"] == "completed" and run["passed"] == 3
+        assert client.get(f"/api/runs/{run['id']}/results").json()["summary"]["passed"] == 3
+
+
+def test_runs_against_one_provider_share_one_concurrency_limit(tmp_path: Path, sim: SimProcess) -> None:
+    sim.control(latency_ms=50)
+    with _app(tmp_path, sim) as client:
+        body = {"provider": "local", "concurrency": 4}
+        first = client.post("/api/results/run-evaluations", json={**body, "cases": arithmetic_cases(40)}).json()
+        second = client.post("/api/results/run-evaluations", json={**body, "cases": arithmetic_cases(40, "b")}).json()
+        for started in (first, second):
+            assert _until_done(client, started["progress_endpoint"])["summary"]["passed"] == 40
+    assert 2 <= sim.stats()["peak_inflight"] <= 4  # two runs of 4, never more than one run's 4
+
+
+# -- a real uvicorn process ----------------------------------------------------------------------
+
+
+class Server:
+    def __init__(self, folder: Path, *args: str) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EVALRUN_")}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "evalrun", "serve", "--port", "0", *args],
+            cwd=folder,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        found = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        assert found, f"no address in {line!r}: {self.process.stderr.read() if self.process.stderr else ''}"
+        self.url = f"http://127.0.0.1:{found.group(1)}"
+        self.client = httpx.Client(base_url=self.url, timeout=10)
+
+    def stop(self, how: int = signal.SIGTERM) -> None:
+        self.client.close()
+        self.process.send_signal(how)
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def serving(tmp_path: Path, sim: SimProcess) -> Iterator[Server]:
+    local_config(tmp_path / "config.toml", sim)
+    server = Server(tmp_path)
+    yield server
+    if server.process.poll() is None:
+        server.stop()
+
+
+def test_events_arrive_live_over_server_sent_events(serving: Server, sim: SimProcess) -> None:
+    sim.control(latency_ms=100)
+    body = {"provider": "local", "cases": arithmetic_cases(20), "concurrency": 2}
+    started = serving.client.post("/api/results/run-evaluations", json=body).json()
+    seen: list[tuple[float, str]] = []
+    with serving.client.stream("GET", started["events_endpoint"]) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        for line in stream.iter_lines():
+            if line.startswith("event: "):
+                seen.append((time.monotonic(), line.removeprefix("event: ")))
+    names = [name for _, name in seen]
+    # The run's course so far first, to a follower who joins late; then what comes, as it comes.
+    assert "run_started" in names[:2] and names.index("run_started") < names.index("task_finished")
+    assert names[-1] == "summary" and 10 <= names.count("task_finished") <= 20
+    assert "progress" in names[1:-1] and "run_finished" in names
+    first_answer = next(at for at, name in seen if name == "task_finished")
+    assert seen[-1][0] - first_answer > 0.5  # the first answers came while the run still had 0.9 s to go
+
+
+def test_a_run_cut_by_a_killed_server_is_interrupted_after_a_restart_and_resumes_from_the_cache(
+    tmp_path: Path, serving: Server, sim: SimProcess
+) -> None:
+    sim.control(latency_ms=100)
+    body = {"provider": "local", "cases": arithmetic_cases(60), "concurrency": 2}
+    started = serving.client.post("/api/results/run-evaluations", json=body).json()
+    deadline = time.monotonic() + 20
+    while serving.client.get(started["progress_endpoint"]).json()["completed"] < 6:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    serving.stop(signal.SIGKILL)
+    restarted = Server(tmp_path)
+    try:
+        row = restarted.client.get(f"/api/runs/{started['run_id']}").json()
+        assert row["state"] == "interrupted"
+        sim.control(latency_ms=0)
+        resumed = restarted.client.post(f"/api/runs/{started['run_id']}/resume").json()
+        assert resumed["run_id"] != started["run_id"]
+        done = _until_done(restarted.client, resumed["progress_endpoint"])
+        assert done["summary"]["passed"] == 60 and done["summary"]["cache_hits"] >= 6
+        metrics = restarted.client.get("/metrics").text
+        assert re.search(r'evalrun_cases_total\{.*status="pass".*\} ', metrics)
+    finally:
+        restarted.stop()
+
+
+def test_serving_beyond_loopback_without_a_token_is_refused(tmp_path: Path) -> None:
+    done = evalrun(tmp_path, "serve", "--host", "0.0.0.0", "--port", "0", timeout=30)
+    assert done.returncode == 2 and "refusing to serve on 0.0.0.0 without --token" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_openapi_document_lists_the_original_paths(tmp_path: Path, sim: SimProcess) -> None:
+    with _app(tmp_path, sim) as client:
+        paths = set(client.get("/openapi.json").json()["paths"])
+        assert client.get("/docs").status_code == 200
+    assert {
+        "/api/results/run-evaluations",
+        "/api/results/evaluation-progress/{session_id}",
+        "/api/results/run-tests",
+        "/api/results/test-progress/{session_id}",
+    } <= paths
+    assert json.dumps(sorted(paths))  # every path is a string
