@@ -259,3 +259,19 @@ def test_a_run_where_nothing_ran_shows_no_rate_and_no_latency_rather_than_zeros(
     text = out.getvalue()
     assert "- (no case ran)" in text and "- (no answer)" in text and "0.0%" not in text.replace("(0.0% eff", "")
     assert re.search(r"not run .*\n.*math .* 48 .* - ", text, re.S)
+
+
+def test_httpx_command_line_is_left_out_of_start_up_until_it_is_run() -> None:
+    """With uvicorn installed (evalrun[serve]) click is too, and httpx then imports its own command
+    line with click, rich and pygments: 60 ms of every start-up."""
+    import subprocess
+    import sys
+
+    probe = "import evalrun, httpx, sys; print(sorted(m for m in ('click', 'pygments') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stderr
+    called = (
+        "import evalrun, httpx\ntry:\n    httpx.main(['--help'])\nexcept SystemExit as e:\n    print('exit', e.code)"
+    )
+    done = subprocess.run([sys.executable, "-c", called], capture_output=True, text=True, timeout=60)
+    assert "exit 0" in done.stdout and "Usage" in done.stdout  # the real one, when it is run

@@ -10,6 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._lazy import lazy_exports
+from ._startup import leave_out_httpx_cli
+
+leave_out_httpx_cli()
 
 _exports = lazy_exports(
     __name__,

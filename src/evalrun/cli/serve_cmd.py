@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import socket
-import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,6 +11,8 @@ from ._common import fail
 
 
 def _loopback(host: str) -> bool:
+    import ipaddress
+
     if host == "localhost":
         return True
     try:
@@ -34,6 +32,10 @@ def serve_command(
     history_dir: Annotated[str, typer.Option(help="Run history, under the working directory.")] = ".evalrun/runs",
 ) -> None:
     """Serve the HTTP API: start runs, poll them by session id, follow their events, list past runs."""
+    import socket
+    import sys
+    from pathlib import Path
+
     if not _loopback(host) and not token:
         raise fail(
             [f"refusing to serve on {host} without --token (or EVALRUN_SERVE_TOKEN): bind 127.0.0.1, or set one"]
