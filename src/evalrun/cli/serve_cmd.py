@@ -33,7 +33,6 @@ def serve_command(
 ) -> None:
     """Serve the HTTP API: start runs, poll them by session id, follow their events, list past runs."""
     import socket
-    import sys
     from pathlib import Path
 
     if not _loopback(host) and not token:
@@ -50,11 +49,11 @@ def serve_command(
         listening = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
     except OSError as exc:
         raise fail([f"cannot listen on {host}:{port}: {exc.strerror or exc}"]) from None
+    # Accepted connections inherit it. Without it, on a socket handed to uvicorn, a response's head
+    # and body leave as two segments, the second held until the client's delayed ACK: 44 ms a poll.
+    listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     bound = listening.getsockname()[1]
     app = create_app(ServerConfig(root=Path(os.getcwd()), token=token or None, config=config, history_dir=history_dir))
     typer.echo(f"evalrun serve: http://{host}:{bound} (API docs at /docs, metrics at /metrics); Ctrl-C stops")
-    # The runs' loop has a thread of its own (server/sessions.py); a poll's thread waits for the
-    # interpreter at most this long, not the default 5 ms, at each of its steps.
-    sys.setswitchinterval(0.0005)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     server.run(sockets=[listening])

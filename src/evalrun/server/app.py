@@ -96,6 +96,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(history.recover)  # runs a killed server left: interrupted
+        await book.start()
         yield
         await book.aclose()
 
@@ -216,20 +217,13 @@ def create_app(config: ServerConfig) -> FastAPI:
             settings = await anyio.to_thread.run_sync(
                 settings_for_eval, body, config.root, config.config, folder, history.root
             )
-            runner = Runner(
-                settings,
-                run_id=run_id,
-                origin="server",
-                session_id=session_id,
-                request=request,
-            )
-            await anyio.to_thread.run_sync(runner.prepare)
+            # Checked here, to answer 422 at once; the runs' process reads the suites again.
+            await anyio.to_thread.run_sync(Runner(settings, run_id=run_id).prepare)
         except SuiteError as exc:
             raise suite_error(str(exc), inline) from None
         except ConfigError as exc:
             raise FieldError(("body",), str(exc)) from None
-        runner.subscribe(RunExporter(families))
-        return book.start_eval(runner, request, session_id)
+        return book.start_eval(settings, run_id, session_id, request, [RunExporter(families)])
 
     def _session(session_id: str, kind: str) -> Session:
         session = book.get(session_id)

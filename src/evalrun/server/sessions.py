@@ -1,11 +1,9 @@
 """The runs a server started: each one a session, polled by its id, followed by its events.
 
-A session wraps an ordinary ``Runner`` (eval) or ``TestRunner`` (test) and is one more observer of
-it: it keeps the latest progress dict (what a poll returns, at no cost to the run) and hands each
-event to the clients following the run live. Eval runs run on one event loop of their own, in a
-thread beside the server's (``_EngineLoop``), so that runs against one provider share one set of
-call limits (``CallLimits``) and polls never wait on a run; test runs wait on pytest in a worker
-thread.
+A session is one run as the server knows it: the latest progress dict (what a poll returns, at no
+cost to the run) and the clients following its events live. Eval runs run in a child process of
+their own (``worker.py``), which sends their events and progress back; test runs wait on pytest
+in a worker thread of this process.
 """
 
 from __future__ import annotations
@@ -15,17 +13,17 @@ import json
 import random
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 
-from ..client import CallLimits
 from ..eventlog import event_record
 from ..events import (
     CacheHit,
     Event,
+    Observer,
     RetryResumed,
     RetryScheduled,
     TaskFinished,
@@ -35,10 +33,10 @@ from ..events import (
     TestStarted,
     Tick,
 )
-from ..runner import Runner, RunResult, call_policy
 from ..schema import ProgressDict, RunState
 from ..settings import Settings
 from ..testrun.runner import TestResult, TestRunner
+from .worker import RunsWorker
 
 __all__ = ["Session", "SessionBook", "metricas", "new_session_id"]
 
@@ -81,6 +79,7 @@ class Session:
     error: str | None = None  # the run could not run (evalrun's bug or the system's): one line
     _followers: list[asyncio.Queue[dict[str, Any] | None]] = field(default_factory=list)
     _told: list[dict[str, Any]] = field(default_factory=list)  # the run's course, for late followers
+    observers: list[Observer] = field(default_factory=list)  # what sees its events in this process
     _encoded: bytes = b""
     _encoded_for: tuple[int, bool, str | None] | None = None
     _loop: asyncio.AbstractEventLoop | None = None
@@ -172,41 +171,14 @@ class Session:
             self._hand_out(None)
 
 
-class _EngineLoop:
-    """The event loop every eval run of the server runs on, in a thread of its own.
-
-    Why not the server's loop: a run answers thousands of calls a second, and a loop turn that
-    scores fifty answers keeps a poll waiting for all of them (p99 of 60-120 ms measured). On its
-    own thread the run is preempted every few milliseconds for the server's; and as one loop for
-    every run, the runs against one provider can still share one set of call limits.
-    """
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="evalrun-runs", daemon=True)
-        self._thread.start()
-
-    def run(self, work: Coroutine[Any, Any, None]) -> asyncio.Future[None]:
-        """``work`` on the runs' loop; a future of the caller's loop that ends with it."""
-        return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self.loop))
-
-    def call(self, function: Callable[[], None]) -> None:
-        self.loop.call_soon_threadsafe(function)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=10)
-
-
 class SessionBook:
     """Every session of this server, by session id and run id, and the call limits of each provider."""
 
     def __init__(self) -> None:
         self._sessions: dict[str, Session] = {}
         self._by_run: dict[str, Session] = {}
-        self._limits: dict[str, CallLimits] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
-        self._engine: _EngineLoop | None = None
+        self._worker: RunsWorker | None = None
 
     def get(self, session_id: str) -> Session | None:
         return self._sessions.get(session_id)
@@ -218,22 +190,50 @@ class SessionBook:
     def active(self) -> int:
         return sum(not session.done for session in self._sessions.values())
 
-    def _limits_for(self, settings: Settings) -> CallLimits:
-        """The one set of call limits of a provider (by profile and address): the first run sizes
-        it. Made and used on the runs' loop only."""
-        key = f"{settings.provider}|{settings.profile().base_url}"
-        if key not in self._limits:
-            self._limits[key] = CallLimits(call_policy(settings))
-        return self._limits[key]
-
-    def start_eval(self, runner: Runner, request: Mapping[str, Any], session_id: str | None = None) -> Session:
-        """Start ``runner`` (prepared) on the runs' loop; its session at once."""
-        engine = self._engine = self._engine or _EngineLoop()
-        session = self._open("eval", runner.run_id, request, lambda: engine.call(runner.cancel), session_id)
-        runner.subscribe(session.observe)
-        runner.on_progress(_keeper(session), interval=_PROGRESS_EVERY)
-        self._keep(engine.run(self._run_eval(session, runner)))
+    def start_eval(
+        self,
+        settings: Settings,
+        run_id: str,
+        session_id: str,
+        request: Mapping[str, Any],
+        observers: Sequence[Observer] = (),
+    ) -> Session:
+        """Start a run of ``settings`` (checked already) in the runs' process; its session at once.
+        ``observers`` see its events here, as the worker sends them."""
+        worker = self._started_worker()
+        session = self._open("eval", run_id, request, lambda: worker.send(("cancel", run_id)), session_id)
+        session.observers = [session.observe, *observers]
+        worker.send(("start", run_id, settings, session_id, dict(request)))
         return session
+
+    def _started_worker(self) -> RunsWorker:
+        """The runs' process, started now if it was not yet (a new interpreter: about a second)."""
+        if self._worker is None:
+            self._worker = RunsWorker(self._heard, asyncio.get_running_loop())
+        return self._worker
+
+    async def start(self) -> None:
+        """Start the runs' process before the first run asks for it."""
+        self._started_worker()
+
+    def _heard(self, message: tuple[Any, ...]) -> None:
+        """What the runs' process said of a run (on the loop)."""
+        kind, run_id, payload = message
+        session = self._by_run.get(run_id)
+        if session is None:
+            return
+        if kind == "events":
+            for event in payload:
+                for observer in session.observers:
+                    observer(event)
+        elif kind == "progress":
+            session.progress = payload
+        elif kind == "finished":
+            session.finished = payload
+            session.ended()
+        elif kind == "failed":
+            session.error = payload
+            session.ended()
 
     def start_test(self, runner: TestRunner, request: Mapping[str, Any]) -> Session:
         """Start ``runner`` in a worker thread (it waits on pytest); its session at once."""
@@ -270,25 +270,6 @@ class SessionBook:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run_eval(self, session: Session, runner: Runner) -> None:
-        """On the runs' loop."""
-        try:
-            runner.use_limits(self._limits_for(runner.settings))
-            result: RunResult = await runner.run()
-        except Exception as exc:  # the server lives on; the session says why this run did not
-            session.error = f"the run failed: {exc}"
-        else:
-            session.finished = {
-                "status": result.state,
-                "summary": result.summary,
-                "metricas": metricas(result.summary),
-                "exit_code": int(result.exit_code),
-                "exit_reason": result.exit_reason,
-                "results_endpoint": f"/api/runs/{session.run_id}/results",
-            }
-            result.close()
-        session.ended()
-
     async def _run_test(self, session: Session, runner: TestRunner) -> None:
         try:
             result: TestResult = await anyio.to_thread.run_sync(runner.run)
@@ -311,10 +292,10 @@ class SessionBook:
         for session in self._sessions.values():
             if not session.done:
                 session.cancel()
+        if self._worker is not None:  # its runs end as they are told to, then it exits
+            await anyio.to_thread.run_sync(self._worker.close)
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=30)
-        if self._engine is not None:
-            self._engine.close()
 
 
 def _keeper(session: Session) -> Callable[[ProgressDict], None]:
