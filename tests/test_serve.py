@@ -137,6 +137,7 @@ def test_cancel_stops_a_run_and_keeps_what_finished(tmp_path: Path, sim: SimProc
         assert 0 < done["summary"]["passed"] < 200 and done["summary"]["not_run"] > 0
         row = client.get(f"/api/runs/{started['run_id']}").json()
         assert row["state"] == "interrupted" and row["origin"] == "server"
+        assert row["settings"]["concurrency"] == 2 and row["summary"]["not_run"] == done["summary"]["not_run"]
 
 
 def test_a_cli_run_is_listed_with_the_servers_own(tmp_path: Path, sim: SimProcess) -> None:
@@ -258,3 +259,39 @@ def test_the_openapi_document_lists_the_original_paths(tmp_path: Path, sim: SimP
         "/api/results/test-progress/{session_id}",
     } <= paths
     assert json.dumps(sorted(paths))  # every path is a string
+
+
+def test_an_api_key_appears_in_no_response_event_or_file(
+    tmp_path: Path, sim: SimProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "sk-SERVE-SECRET-0123456789"
+    sim.control(api_key=key)
+    monkeypatch.setenv("SERVE_TEST_KEY", key)  # the server's environment, inherited by its runs' process
+    local_config(tmp_path / "config.toml", sim, api_key_env="SERVE_TEST_KEY")
+    with TestClient(create_app(ServerConfig(root=tmp_path, config=str(tmp_path / "config.toml")))) as client:
+        started = client.post("/api/results/run-evaluations", json={"provider": "local", "cases": arithmetic_cases(4)})
+        done = _until_done(client, started.json()["progress_endpoint"])
+        assert done["summary"]["passed"] == 4  # the key was sent, and it worked
+        seen = [
+            json.dumps(done),
+            client.get(f"/api/runs/{started.json()['run_id']}").text,
+            client.get(f"/api/runs/{started.json()['run_id']}/results").text,
+            client.get("/api/runs").text,
+            client.get("/metrics").text,
+        ]
+    files = [path.read_text(errors="replace") for path in (tmp_path / ".evalrun").rglob("*") if path.is_file()]
+    assert not [text for text in seen + files if key in text]
+
+
+def test_a_cli_run_writes_its_metrics_for_the_textfile_collector(tmp_path: Path, sim: SimProcess) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    local_config(tmp_path / "config.toml", sim)
+    write_suite(tmp_path / "s.jsonl", arithmetic_cases(5))
+    done = evalrun(tmp_path, "eval", "local", "--suite", "s.jsonl", "--metrics-file", "out/evalrun.prom")
+    assert done.returncode == 0, done.stderr
+    families = {f.name: f for f in text_string_to_metric_families((tmp_path / "out/evalrun.prom").read_text())}
+    cases = [s for s in families["evalrun_cases"].samples if s.name == "evalrun_cases_total"]
+    assert sum(sample.value for sample in cases) == 5 and cases[0].labels["provider"] == "local"
+    requests = [s for s in families["evalrun_requests"].samples if s.name == "evalrun_requests_total"]
+    assert {s.labels["status"]: s.value for s in requests} == {"200": 5.0}

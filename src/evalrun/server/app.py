@@ -161,7 +161,11 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @api.get("/api/runs/{run_id}")
     async def run(run_id: str) -> dict[str, Any]:
-        return _live(await _row(run_id))
+        """The history's row, the live progress of a run going on here, and once it ended its
+        settings and summary (from its results.json)."""
+        row = _live(await _row(run_id))
+        ended = await anyio.to_thread.run_sync(_ended_run, history.folder(run_id) / "results.json")
+        return {**row, **ended}
 
     @api.get("/api/runs/{run_id}/results")
     async def results(run_id: str) -> Response:
@@ -245,6 +249,17 @@ def create_app(config: ServerConfig) -> FastAPI:
         return {**row, "progress": session.snapshot()} if session is not None else row
 
     return app
+
+
+def _ended_run(results: Path) -> dict[str, Any]:
+    """``settings`` and ``summary`` of a finished run's results.json (an eval run's ``run.settings``;
+    a test run's command), or nothing while it has none."""
+    try:
+        document = json.loads(results.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    run = document.get("run") or {}
+    return {"settings": run.get("settings") or {"command": document.get("command")}, "summary": document["summary"]}
 
 
 def _json(encoded: bytes) -> Response:
