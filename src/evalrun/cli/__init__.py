@@ -12,6 +12,7 @@ from ..reports.files import UNWRITABLE
 from . import (
     bench_cmd,
     cache_cmd,
+    diff_cmd,
     eval_cmd,
     init_cmd,
     providers_cmd,
@@ -72,6 +73,7 @@ app.command("providers")(providers_cmd.providers_command)
 app.command("sim")(sim_cmd.sim_command)
 app.command("init")(init_cmd.init_command)
 app.command("serve")(serve_cmd.serve_command)
+app.command("diff")(diff_cmd.diff_command)
 app.add_typer(cache_cmd.app, name="cache")
 app.add_typer(runs_cmd.app, name="runs")
 
