@@ -15,6 +15,7 @@ import contextlib
 import functools
 import os
 import signal
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -39,6 +40,7 @@ from .providers import ClientOptions, Provider, open_provider
 from .providers.base import scrub
 from .recording import RunRecord
 from .reports import CaseSpool, write_reports
+from .reports.files import atomic_write
 from .schema import RunInfo, RunKind, RunState, Summary
 from .scoring import AssertionScorer, Scorer
 from .settings import ConfigError, Settings, load_settings
@@ -75,6 +77,17 @@ class RunResult:
 
     def close(self) -> None:
         self._spool.close()
+
+
+def _write_html(path: str, results: str) -> None:
+    """The run's page (``evalrun report``'s), from the results.json just written."""
+    import json
+
+    from .pages.render import render_report
+
+    with open(results, encoding="utf-8") as handle:
+        page = render_report(json.load(handle))
+    atomic_write(path, lambda out: out.write(page))
 
 
 def _exporter() -> RunExporter:
@@ -322,16 +335,25 @@ class Runner(Watched):
 
         def write_outputs() -> None:  # in a worker thread: a server's loop keeps answering meanwhile
             reported = time.monotonic()
+            results = record.results_path(settings.output)
+            scratch = settings.html is not None and results is None  # the page is drawn from a results.json
+            if scratch:
+                handle, results = tempfile.mkstemp(prefix="evalrun-results-", suffix=".json")
+                os.close(handle)
             write_reports(
                 spool,
                 run,
                 summary,
-                output=record.results_path(settings.output),
+                output=results,
                 junit=settings.junit,
                 summary_md=settings.summary_md,
                 state=state,
                 exit_code=int(code),
             )
+            if settings.html and results:
+                _write_html(settings.html, results)
+            if scratch and results:
+                os.unlink(results)
             if exported is not None and settings.metrics_file:
                 from .reports.prometheus import write_textfile
 
@@ -410,6 +432,7 @@ def _check_writable(settings: Settings) -> None:
         ("--summary-md", settings.summary_md),
         ("--events", settings.events),
         ("--metrics-file", settings.metrics_file),
+        ("--html", settings.html),
     ):
         if not path:
             continue

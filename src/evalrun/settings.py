@@ -208,6 +208,8 @@ class Settings:
     history_dir: str = _setting(".evalrun/runs", _text)
     #: Prometheus' text format of the run's metrics, written at its end (node-exporter's textfile collector).
     metrics_file: str | None = _setting(None, _text)
+    #: The run as one self-contained HTML page (``evalrun report``'s), written at its end.
+    html: str | None = _setting(None, _text)
     providers: Mapping[str, ProviderProfile] = field(default_factory=lambda: dict(BUILTIN_PROFILES))
 
     def __post_init__(self) -> None:
@@ -304,6 +306,7 @@ class SettingsLayer(TypedDict, total=False):
     progress: str | None
     history_dir: str | None
     metrics_file: str | None
+    html: str | None
 
 
 class TestSettingsLayer(TypedDict, total=False):

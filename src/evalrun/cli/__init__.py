@@ -16,6 +16,7 @@ from . import (
     eval_cmd,
     init_cmd,
     providers_cmd,
+    report_cmd,
     runs_cmd,
     serve_cmd,
     sim_cmd,
@@ -74,6 +75,7 @@ app.command("sim")(sim_cmd.sim_command)
 app.command("init")(init_cmd.init_command)
 app.command("serve")(serve_cmd.serve_command)
 app.command("diff")(diff_cmd.diff_command)
+app.command("report")(report_cmd.report_command)
 app.add_typer(cache_cmd.app, name="cache")
 app.add_typer(runs_cmd.app, name="runs")
 

@@ -84,6 +84,12 @@ def eval_command(
         str | None,
         typer.Option(help="Write Prometheus metrics here at the end (textfile collector).", rich_help_panel=_REPORT),
     ] = None,
+    html: Annotated[
+        str | None,
+        typer.Option(
+            help="Write the run as one self-contained HTML page here (evalrun report).", rich_help_panel=_REPORT
+        ),
+    ] = None,
     history_dir: Annotated[
         str | None,
         typer.Option(
@@ -133,6 +139,7 @@ def eval_command(
             summary_md=summary_md,
             events=events,
             metrics_file=metrics_file,
+            html=html,
             history_dir=history_dir,
             progress=progress,
         )

@@ -24,9 +24,12 @@ from ..reports.prometheus import MetricFamilies, RunExporter
 from ..runner import Runner, new_run_id
 from ..testrun.runner import TestRunner
 from .bodies import EvalBody, FieldError, TestBody, settings_for_eval, settings_for_tests, suite_error
+from .pages import add_pages
 from .sessions import Session, SessionBook, new_session_id
 
 __all__ = ["ServerConfig", "create_app"]
+
+TOKEN_COOKIE = "evalrun_token"
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -109,12 +112,23 @@ def create_app(config: ServerConfig) -> FastAPI:
         return JSONResponse({"detail": detail}, status_code=422)
 
     def authorized(request: Request) -> None:
+        """``Authorization: Bearer T``, or for the dashboard's pages in a browser, the cookie that
+        opening one with ``?token=T`` leaves."""
         if config.token is None:
             return
-        given = request.headers.get("authorization", "")
-        scheme, _, token = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), config.token.encode()):
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer":
+            given = request.cookies.get(TOKEN_COOKIE) or request.query_params.get("token") or ""
+        if not hmac.compare_digest(given.encode(), config.token.encode()):
             raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+
+    @app.middleware("http")
+    async def remember_token(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        given = request.query_params.get("token")
+        if config.token is not None and given and hmac.compare_digest(given.encode(), config.token.encode()):
+            response.set_cookie(TOKEN_COOKIE, given, httponly=True, samesite="strict")
+        return response
 
     api = APIRouter(dependencies=[Depends(authorized)])
 
@@ -209,6 +223,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         return Response(generate_latest(families.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(api)
+    add_pages(app, book, history, config.config, authorized)
 
     # -- helpers, closing over this app's state --------------------------------------------
 

@@ -186,6 +186,10 @@ class SessionBook:
     def by_run(self, run_id: str) -> Session | None:
         return self._by_run.get(run_id)
 
+    def sessions(self) -> list[Session]:
+        """Every session of this server, newest first."""
+        return sorted(self._sessions.values(), key=lambda session: session.started_at, reverse=True)
+
     @property
     def active(self) -> int:
         return sum(not session.done for session in self._sessions.values())

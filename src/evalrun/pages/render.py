@@ -1,0 +1,162 @@
+"""Pages of runs as HTML: the self-contained report (``evalrun report``, ``eval --html``) and the
+dashboard's pages (``evalrun serve``), from one set of Jinja2 templates.
+
+Everything a page needs is in the page: CSS, a little plain JavaScript (filters, the case view,
+live updates), and charts drawn here as inline SVG. Nothing is fetched from the internet, so a
+report opens from a CI artifact as it is. Cases travel as one JSON document in the page and the
+rows are drawn by the page's script, a few hundred at a time: a 10,000-case report stays a few
+megabytes, and long answers are cut in the table with the whole text a click away.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
+from typing import Any
+
+import jinja2
+import markupsafe
+
+__all__ = ["histogram_svg", "render_page", "render_report", "series_svg", "sparkline_svg"]
+
+_CUT = 2_000  # characters of an answer kept in the page's table data; the whole text is kept apart
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("evalrun.pages", "templates"),
+        autoescape=jinja2.select_autoescape(("html",)),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render_page(template: str, **context: Any) -> str:
+    """A dashboard page (``templates/<template>``) with ``context``."""
+    return _environment().get_template(template).render(**context)
+
+
+def render_report(document: Mapping[str, Any], title: str = "") -> str:
+    """The run detail view of a results document as one self-contained HTML page."""
+    return render_page("report.html", **run_view(document), title=title or _title(document), live=None)
+
+
+def run_view(document: Mapping[str, Any], events: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """What the run detail view shows of a results document (and of its events, when there are)."""
+    cases = list(document["cases"])
+    latencies = [c["latency_ms"] for c in cases if c["status"] in ("pass", "fail") and not c["cached"]]
+    finished = [e["ts"] for e in events if e.get("event") == "task_finished"]
+    return {
+        "run": document["run"],
+        "summary": document["summary"],
+        "categories": sorted({c["category"] for c in cases}),
+        "models": sorted({c["model"] for c in cases}),
+        "cases_json": _script_json([_row(c) for c in cases]),
+        "answers_json": _script_json({i: c["response"] for i, c in enumerate(cases) if _long(c)}),
+        "latency_svg": histogram_svg(latencies, "latency (ms)"),
+        "throughput_svg": series_svg(_per_second(finished), "cases finished a second") if finished else "",
+    }
+
+
+def _title(document: Mapping[str, Any]) -> str:
+    run = document["run"]
+    return f"evalrun · {run.get('provider', '')} · {', '.join(run.get('models', []))} · {run.get('id', '')}"
+
+
+def _long(case: Mapping[str, Any]) -> bool:
+    return isinstance(case.get("response"), str) and len(case["response"]) > _CUT
+
+
+def _row(case: Mapping[str, Any]) -> dict[str, Any]:
+    """A case as the page's script draws it (its answer cut when long)."""
+    response = case.get("response")
+    return {
+        **case,
+        "response": response[:_CUT] if isinstance(response, str) else response,
+        "cut": _long(case),
+    }
+
+
+def _script_json(value: Any) -> str:
+    """JSON that is safe inside ``<script type="application/json">``: no ``</script>`` can end it."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+
+
+def _per_second(stamps: Sequence[float]) -> list[tuple[float, float]]:
+    if not stamps:
+        return []
+    start = min(stamps)
+    counts: dict[int, int] = {}
+    for stamp in stamps:
+        counts[int(stamp - start)] = counts.get(int(stamp - start), 0) + 1
+    return [(float(second), float(counts.get(second, 0))) for second in range(max(counts) + 1)]
+
+
+# -- charts, drawn here: no chart library, nothing fetched -------------------------------------------
+
+
+def histogram_svg(values: Sequence[float], label: str, bins: int = 24, width: int = 560, height: int = 160) -> str:
+    """A histogram of ``values`` on a log scale (latencies span orders of magnitude)."""
+    if not values:
+        return ""
+    low, high = max(min(values), 0.01), max(max(values), 0.02)
+    if high <= low * 1.0001:
+        high = low * 1.5
+    edges = [low * (high / low) ** (i / bins) for i in range(bins + 1)]
+    counts = [0] * bins
+    for value in values:
+        index = min(bins - 1, max(0, int(math.log(max(value, low) / low) / math.log(high / low) * bins)))
+        counts[index] += 1
+    top, bar = max(counts), (width - 40) / bins
+    rects = []
+    for i, count in enumerate(counts):
+        h = (height - 30) * count / top if top else 0
+        x, y = 30 + i * bar, height - 20 - h
+        tip = f"{edges[i]:,.0f}-{edges[i + 1]:,.0f} ms: {count}"
+        box = f'x="{x:.1f}" y="{y:.1f}" width="{bar - 1:.1f}" height="{h:.1f}"'
+        rects.append(f'<rect {box} class="bar"><title>{tip}</title></rect>')
+    axis = (
+        f'<text x="30" y="{height - 5}" class="axis">{low:,.0f}</text>'
+        f'<text x="{width - 10}" y="{height - 5}" class="axis" text-anchor="end">{high:,.0f}</text>'
+        f'<text x="30" y="12" class="axis">{top}</text>'
+    )
+    return _svg(width, height, label, "".join(rects) + axis)
+
+
+def series_svg(points: Sequence[tuple[float, float]], label: str, width: int = 560, height: int = 160) -> str:
+    """A line of ``(x, y)`` points, x from 0 (none for fewer than two: a run of a second)."""
+    if len(points) < 2:
+        return ""
+    right, top = max(x for x, _ in points) or 1.0, max(y for _, y in points) or 1.0
+    path = " ".join(
+        f"{'M' if i == 0 else 'L'}{30 + (width - 40) * x / right:.1f},{height - 20 - (height - 30) * y / top:.1f}"
+        for i, (x, y) in enumerate(points)
+    )
+    axis = (
+        f'<text x="30" y="{height - 5}" class="axis">0 s</text>'
+        f'<text x="{width - 10}" y="{height - 5}" class="axis" text-anchor="end">{right:,.0f} s</text>'
+        f'<text x="30" y="12" class="axis">{top:,.0f}</text>'
+    )
+    return _svg(width, height, label, f'<path d="{path}" class="line"/>' + axis)
+
+
+def sparkline_svg(values: Sequence[float], label: str, width: int = 120, height: int = 24) -> str:
+    """Pass rates (0 to 1) over time, oldest first, as a small line."""
+    if len(values) < 2:
+        return ""
+    step = (width - 4) / (len(values) - 1)
+    path = " ".join(
+        f"{'M' if i == 0 else 'L'}{2 + i * step:.1f},{height - 2 - (height - 4) * v:.1f}" for i, v in enumerate(values)
+    )
+    return _svg(width, height, label, f'<path d="{path}" class="line"/>')
+
+
+def _svg(width: int, height: int, label: str, body: str) -> str:
+    title = markupsafe.escape(label)
+    return (
+        f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="{title}">'
+        f"<title>{title}</title>{body}</svg>"
+    )

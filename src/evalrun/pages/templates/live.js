@@ -1,0 +1,44 @@
+(function () {
+  "use strict";
+  function follow(box) {
+    var run = box.dataset.run, source = new EventSource("/api/runs/" + run + "/events");
+    var cats = {};
+    function set(name, value) { var e = box.querySelector('[data-f="' + name + '"]'); if (e && value !== undefined && value !== null) e.textContent = value; }
+    function show(p) {
+      ["progress_percentage", "completed", "total", "cases_per_second", "eta_formatted", "in_flight",
+       "concurrency_limit", "cache_hits", "retries", "rate_limited", "errors", "message"].forEach(function (k) { set(k, p[k]); });
+      var state = box.querySelector('[data-f="status"]');
+      state.textContent = p.status; state.className = "state " + String(p.status).replace(" ", "-");
+      box.querySelector("progress").value = p.progress_percentage;
+    }
+    function category(result) {
+      var c = cats[result.category] = cats[result.category] || {done: 0, passed: 0};
+      c.done += 1; if (result.status === "pass") c.passed += 1;
+      var grid = box.querySelector('[data-f="categories"]'); grid.textContent = "";
+      Object.keys(cats).sort().forEach(function (name) {
+        var n = document.createElement("span"); n.textContent = name;
+        var bar = document.createElement("progress"); bar.max = cats[name].total || cats[name].done; bar.value = cats[name].done;
+        bar.setAttribute("aria-label", "category " + name);
+        var t = document.createElement("span"); t.textContent = cats[name].done + (cats[name].total ? "/" + cats[name].total : "") + " · " + cats[name].passed + " passed";
+        grid.appendChild(n); grid.appendChild(bar); grid.appendChild(t);
+      });
+    }
+    source.addEventListener("progress", function (e) { show(JSON.parse(e.data)); });
+    source.addEventListener("run_started", function (e) {
+      var started = JSON.parse(e.data); Object.keys(started.categories || {}).forEach(function (name) { cats[name] = {done: 0, passed: 0, total: started.categories[name]}; });
+    });
+    source.addEventListener("task_finished", function (e) { category(JSON.parse(e.data).result); });
+    source.addEventListener("summary", function (e) {
+      show(JSON.parse(e.data)); source.close(); box.dataset.ended = "1";
+      if (box.dataset.reload !== undefined) setTimeout(function () { location.reload(); }, 300);
+    });
+    source.onerror = function () { if (box.dataset.ended) source.close(); };
+  }
+  document.querySelectorAll(".live[data-run]").forEach(follow);
+  document.querySelectorAll("[data-cancel]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      button.disabled = true;
+      fetch("/api/runs/" + button.dataset.cancel + "/cancel", {method: "POST"});
+    });
+  });
+})();
