@@ -98,6 +98,8 @@ def test_a_run_started_from_the_form_is_watched_live_opened_filtered_and_compare
         "() => { const p = document.querySelector('.live progress'); return p && p.value > 0 && p.value < 100; }"
     )
     _shot(page, "live-run")
+    page.wait_for_function("() => { const p = document.querySelector('.live progress'); return p && p.value >= 100; }")
+    assert page.inner_text(".live [data-f=status]") in ("completed", "running")  # the summary's, or the last step's
     page.wait_for_selector("#cases tbody tr", timeout=30_000)
     assert page.inner_text("#f-count") == "16 of 16 cases"
     page.select_option("#f-status", "failing")

@@ -30,7 +30,7 @@
     source.addEventListener("task_finished", function (e) { category(JSON.parse(e.data).result); });
     source.addEventListener("summary", function (e) {
       show(JSON.parse(e.data)); source.close(); box.dataset.ended = "1";
-      if (box.dataset.reload !== undefined) setTimeout(function () { location.reload(); }, 300);
+      if (box.dataset.reload !== undefined) setTimeout(function () { location.reload(); }, 1000);  // 100 % seen, then the results
     });
     source.onerror = function () { if (box.dataset.ended) source.close(); };
   }
