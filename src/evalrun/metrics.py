@@ -286,6 +286,7 @@ class RunMetrics:
                 "in_flight": self.inflight,
                 "concurrency_limit": self.limit,
                 "cases_per_second": round(current.rate, 2),
+                "top_error": self.top_error,
             },
         )
 

@@ -191,6 +191,7 @@ class ProgressCounts(TypedDict, total=False):
     in_flight: int
     concurrency_limit: int
     cases_per_second: float
+    top_error: str  # the most frequent reason of the cases in error so far ("" when none)
     skipped: int
     xfailed: int
     xpassed: int

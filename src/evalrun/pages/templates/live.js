@@ -6,7 +6,7 @@
     function set(name, value) { var e = box.querySelector('[data-f="' + name + '"]'); if (e && value !== undefined && value !== null) e.textContent = value; }
     function show(p) {
       ["progress_percentage", "completed", "total", "cases_per_second", "eta_formatted", "in_flight",
-       "concurrency_limit", "cache_hits", "retries", "rate_limited", "errors", "message"].forEach(function (k) { set(k, p[k]); });
+       "concurrency_limit", "cache_hits", "retries", "rate_limited", "errors", "top_error", "message"].forEach(function (k) { set(k, p[k]); });
       var state = box.querySelector('[data-f="status"]');
       state.textContent = p.status; state.className = "state " + String(p.status).replace(" ", "-");
       box.querySelector("progress").value = p.progress_percentage;
