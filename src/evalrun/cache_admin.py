@@ -33,9 +33,14 @@ class Cleared:
     repaired: CacheUnavailable | None = None
 
 
+def cache_location(settings: Settings) -> str:
+    """Where the settings keep answers: the Redis URL when they name one, else the folder."""
+    return settings.cache_url or settings.cache_dir
+
+
 @asynccontextmanager
 async def opened_store(settings: Settings) -> AsyncIterator[CacheStore]:
-    store = open_store(settings.cache_dir)
+    store = open_store(cache_location(settings))
     try:
         yield store
     finally:
@@ -56,6 +61,8 @@ async def clear_store(settings: Settings) -> Cleared:
             return Cleared(await store.clear())
     except CacheUnavailable as fault:
         if fault.busy:  # in use by another run: its files are sound, and removing them would break it
+            raise
+        if settings.cache_url:  # a Redis that refused to be cleared is not files to remove
             raise
         discard_store(settings.cache_dir)
         async with opened_store(settings):

@@ -176,6 +176,8 @@ class Runner(Watched):
         self._begun = 0.0
         self._engine: Engine | None = None
         self._cancelled: str | None = None
+        self._cache_location = self.settings.cache_dir
+        self._early_warnings: list[str] = []  # found by prepare(), said once the run has observers
 
     def use_limits(self, limits: CallLimits) -> None:
         """Share ``limits`` with other runs of the same provider (before ``run``; on its loop)."""
@@ -204,10 +206,29 @@ class Runner(Watched):
                 there = f" (the suites' categories: {', '.join(sorted(seen))})" if seen else ""
                 raise ConfigError(f"no case matches the --category/--filter/--limit given{there}")
             _check_writable(settings)
+            self._cache_location = self._reachable_cache()
             self._plan = plan
             self._checked_in = time.monotonic() - begun
             logger.debug("suites checked in %.3f s: %s selected", self._checked_in, counted(plan.total, "case"))
         return self._plan
+
+    def _reachable_cache(self) -> str:
+        """Where the run keeps answers: a Redis store that answers now, else (``--cache-fallback
+        local``) the disk with a warning, else ``ConfigError``: a shared cache that is not there
+        is a mistake to say at once, not a run that quietly pays for every answer again."""
+        settings = self.settings
+        if settings.cache == "off" or not settings.cache_url:
+            return settings.cache_dir
+        from .cache.redis_store import ping_now, public_url
+
+        problem = ping_now(settings.cache_url)
+        if problem is None:
+            return settings.cache_url
+        where = f"cache {public_url(settings.cache_url)}: unreachable ({problem})"
+        if settings.cache_fallback != "local":
+            raise ConfigError(f"{where}; --cache-fallback local uses {settings.cache_dir} instead")
+        self._early_warnings.append(f"{where}; using the disk cache {settings.cache_dir} (--cache-fallback local)")
+        return settings.cache_dir
 
     def run_sync(self, handle_signals: bool = False) -> RunResult:
         return anyio.run(lambda: self.run(handle_signals=handle_signals))
@@ -242,7 +263,9 @@ class Runner(Watched):
         secret = self._secret
         client = ClientOptions(request_timeout=settings.request_timeout, max_response_bytes=settings.max_response_bytes)
         warnings = _Warnings()
-        store = _open_store(settings, warnings)
+        for message in self._early_warnings:
+            warnings(message)
+        store = _open_store(settings, self._cache_location, warnings)
         try:
             async with open_provider(profile, secret, client) as provider:
                 responses = ResponseCache(store, settings.cache, settings.cache_ttl, warn=warnings)
@@ -486,12 +509,12 @@ async def _ticking(work: Awaitable[Outcome], emit: Observer) -> Outcome:
     return outcome
 
 
-def _open_store(settings: Settings, warn: Callable[[str], None]) -> CacheStore | None:
+def _open_store(settings: Settings, location: str, warn: Callable[[str], None]) -> CacheStore | None:
     """The run's cache store; none, with a warning, when it cannot be used (a cache is an accelerator)."""
     if settings.cache == "off":
         return None
     try:
-        return open_store(settings.cache_dir)
+        return open_store(location, warn)
     except CacheUnavailable as exc:
         warn(exc.warning)
         return None

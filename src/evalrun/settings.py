@@ -79,6 +79,13 @@ def _text(value: object) -> str:
     return value
 
 
+def _cache_url(value: object) -> str | None:
+    url = _text(value)
+    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("expected a redis://, rediss:// or unix:// URL")
+    return url or None
+
+
 def _words(value: object) -> tuple[str, ...]:
     """A list, or comma-separated text (``EVALRUN_MODELS=a,b``)."""
     if isinstance(value, str):
@@ -183,6 +190,10 @@ class Settings:
     tpm: int | None = _setting(None, _integer, check=_positive)
     cache: str = _setting("on", _cache_mode, legacy_env=("ENABLE_EVALUATION_CACHE",))
     cache_dir: str = _setting(".evalrun/cache", _text)
+    #: A Redis store shared by every runner that names it (``redis://host:6379/0``), instead of the disk.
+    cache_url: str | None = _setting(None, _cache_url)
+    #: When the Redis store cannot be reached at the start: ``none`` (exit 2) or ``local`` (the disk, with a warning).
+    cache_fallback: str = _setting("none", _choice("none", "local"))
     cache_ttl: float | None = _setting(None, _number, check=_positive)
     timeout: float | None = _setting(None, _number, check=_positive, legacy_env=("EVALUATION_TIMEOUT",))
     request_timeout: float = _setting(60.0, _number, check=_positive)
@@ -285,6 +296,8 @@ class SettingsLayer(TypedDict, total=False):
     tpm: int | None
     cache: str | None
     cache_dir: str | None
+    cache_url: str | None
+    cache_fallback: str | None
     cache_ttl: float | None
     timeout: float | None
     request_timeout: float | None

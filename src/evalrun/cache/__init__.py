@@ -6,6 +6,7 @@ loads one (nor SQLite).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .._lazy import lazy_exports
@@ -33,12 +34,17 @@ __all__ = [
 ]
 
 
-def open_store(location: str) -> CacheStore:
-    """The store at ``location``: the one factory of stores (a folder, today).
+def open_store(location: str, warn: Callable[[str], None] | None = None) -> CacheStore:
+    """The store at ``location``: the one factory of stores (a folder, or a ``redis://`` URL,
+    whose store tells ``warn`` when Redis goes away mid-run and when it is back).
 
     Any failure to open a usable store is ``CacheUnavailable``, so that a run can go on without it."""
     from .disk import DiskStore
 
+    if location.startswith(("redis://", "rediss://", "unix://")):
+        from .redis_store import RedisStore
+
+        return RedisStore(location, warn or (lambda message: None))
     try:
         return DiskStore(location)
     except CacheUnavailable:

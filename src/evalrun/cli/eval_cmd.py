@@ -39,6 +39,13 @@ def eval_command(
         bool, typer.Option("--refresh", help="Write the cache but do not read it.", rich_help_panel=_RUN)
     ] = False,
     cache_dir: Annotated[str | None, typer.Option(help="Cache directory.", rich_help_panel=_RUN)] = None,
+    cache_url: Annotated[
+        str | None, typer.Option(help="A Redis cache shared by runners: redis://host:6379/0.", rich_help_panel=_RUN)
+    ] = None,
+    cache_fallback: Annotated[
+        str | None,
+        typer.Option(help="Redis unreachable at the start: none (exit 2) | local (the disk).", rich_help_panel=_RUN),
+    ] = None,
     timeout: Annotated[
         float | None, typer.Option(help="Seconds for the whole run (exit 124).", rich_help_panel=_RUN)
     ] = None,
@@ -124,6 +131,8 @@ def eval_command(
             tpm=tpm,
             cache="off" if no_cache else "refresh" if refresh else None,
             cache_dir=cache_dir,
+            cache_url=cache_url,
+            cache_fallback=cache_fallback,
             timeout=timeout,
             request_timeout=request_timeout,
             retries=retries,

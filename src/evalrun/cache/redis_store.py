@@ -1,0 +1,224 @@
+"""``RedisStore``: answers kept in Redis, shared by every runner that names the same URL.
+
+On redis-py's asyncio client, so a lookup never blocks the loop, and one batch is one round trip
+(``MGET``; the writes of a batch go in one pipeline of ``SET ... EX``): at 1 ms a round trip a
+run is not capped at a thousand lookups a second. Keys sit under a prefix that carries the key
+version (``evalrun:k2:<sha256>``), so answers of another key version never collide; values are
+the disk store's value, versioned, as compact JSON; the cache TTL is Redis's expiry.
+
+A Redis that goes away mid-run is not the end of the cache: lookups are misses while it is gone,
+and answers to keep wait in memory (bounded) until it is back, when they are written and the run
+is told. A Redis that cannot be reached when the run starts is the runner's to judge
+(``ping``): an error, or with ``--cache-fallback local`` the disk store instead.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+import redis.exceptions
+
+from ..providers.base import ChatResponse
+from .key import KEY_VERSION
+from .store import CacheUnavailable, StoredAnswer, StoreStats, one_line
+
+__all__ = ["RedisStore", "is_redis_url", "ping_now", "public_url"]
+
+_SCHEMES = ("redis://", "rediss://", "unix://")
+_HELD_MAX = 50_000  # answers kept in memory while Redis is away; beyond, the oldest are not cached
+_RETRY_EVERY = 1.0  # seconds between attempts to reach a Redis that went away
+_SCAN_BATCH = 500
+
+
+def is_redis_url(location: str) -> bool:
+    return location.startswith(_SCHEMES)
+
+
+def public_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def ping_now(url: str) -> str | None:
+    """Why Redis at ``url`` does not answer now, in one line; None when it does (a blocking check,
+    made before the run's loop exists)."""
+    import redis as blocking
+
+    client = blocking.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+    except (redis.exceptions.RedisError, OSError) as exc:
+        return one_line(exc)
+    finally:
+        client.close()
+    return None
+
+
+def _encode(answer: StoredAnswer) -> bytes:
+    from .disk import _value
+
+    return json.dumps(_value(answer), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _decode(raw: bytes | str | None) -> Any:
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None  # a value another program wrote: a miss
+
+
+class RedisStore:
+    """A ``CacheStore`` in Redis at ``url``; ``warn`` is told when it goes away and comes back."""
+
+    def __init__(self, url: str, warn: Callable[[str], None] = lambda message: None) -> None:
+        self.where = public_url(url)
+        self._client = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        self._prefix = f"evalrun:k{KEY_VERSION}:"
+        self._warn = warn
+        self._away_since: float | None = None
+        self._next_try = 0.0
+        self._held: list[tuple[str, bytes, float | None]] = []
+
+    # -- reaching it ---------------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        """``CacheUnavailable`` unless Redis answers now."""
+        try:
+            await self._client.ping()
+        except (redis.exceptions.RedisError, OSError) as exc:
+            raise CacheUnavailable(self.where, f"unreachable ({one_line(exc)})") from None
+
+    def _gone(self, exc: Exception) -> None:
+        if self._away_since is None:
+            self._away_since = time.monotonic()
+            self._warn(
+                f"cache {self.where}: unreachable ({one_line(exc)}); lookups miss and answers wait to be "
+                "written until it is back"
+            )
+        self._next_try = time.monotonic() + _RETRY_EVERY
+
+    def _down(self) -> bool:
+        return self._away_since is not None and time.monotonic() < self._next_try
+
+    async def _back(self) -> None:
+        """Redis answered again: what waited is written, and the run is told."""
+        if self._away_since is None:
+            return
+        held, self._held = self._held, []
+        await self._write(held)
+        away = time.monotonic() - self._away_since
+        self._away_since = None
+        self._warn(f"cache {self.where}: back after {away:.1f} s; {len(held):,} waiting answers written")
+
+    # -- the protocol --------------------------------------------------------------------------
+
+    async def get_many(self, keys: Sequence[str]) -> list[ChatResponse | None]:
+        from .disk import _response
+
+        if not keys or self._down():
+            return [None] * len(keys)
+        try:
+            raws = await self._client.mget([self._prefix + key for key in keys])
+            await self._back()
+        except (redis.exceptions.RedisError, OSError) as exc:
+            self._gone(exc)
+            return [None] * len(keys)
+        return [_response(_decode(raw)) for raw in raws]
+
+    async def put_many(self, entries: Sequence[tuple[str, StoredAnswer]], ttl: float | None) -> None:
+        batch = [(self._prefix + key, _encode(answer), ttl) for key, answer in entries]
+        if self._down():
+            self._hold(batch)
+            return
+        try:
+            await self._back()
+            await self._write(batch)
+        except (redis.exceptions.RedisError, OSError) as exc:
+            self._gone(exc)
+            self._hold(batch)
+
+    def _hold(self, batch: list[tuple[str, bytes, float | None]]) -> None:
+        self._held = (self._held + batch)[-_HELD_MAX:]
+
+    async def _write(self, batch: Sequence[tuple[str, bytes, float | None]]) -> None:
+        if not batch:
+            return
+        async with self._client.pipeline(transaction=False) as pipe:
+            for key, value, ttl in batch:
+                pipe.set(key, value, ex=max(1, int(ttl)) if ttl else None)
+            await pipe.execute()
+
+    async def contains(self, key: str) -> bool:
+        try:
+            return bool(await self._client.exists(self._prefix + key))
+        except (redis.exceptions.RedisError, OSError) as exc:
+            raise CacheUnavailable(self.where, one_line(exc)) from None
+
+    async def _keys(self) -> AsyncIterator[list[bytes]]:
+        batch: list[bytes] = []
+        async for key in self._client.scan_iter(match=self._prefix + "*", count=_SCAN_BATCH):
+            batch.append(key)
+            if len(batch) >= _SCAN_BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    async def entries(self) -> AsyncIterator[StoredAnswer]:
+        from .disk import _stored
+
+        try:
+            async for keys in self._keys():
+                for raw in await self._client.mget(keys):
+                    stored = _stored(_decode(raw))
+                    if stored is not None:
+                        yield stored
+        except (redis.exceptions.RedisError, OSError) as exc:
+            raise CacheUnavailable(self.where, one_line(exc)) from None
+
+    async def stats(self) -> StoreStats:
+        entries = size = 0
+        try:
+            async for keys in self._keys():
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for key in keys:
+                        pipe.strlen(key)
+                    lengths = await pipe.execute()
+                entries, size = entries + len(keys), size + sum(lengths)
+        except (redis.exceptions.RedisError, OSError) as exc:
+            raise CacheUnavailable(self.where, one_line(exc)) from None
+        return StoreStats(self.where, entries, size)
+
+    async def clear(self) -> int:
+        removed = 0
+        try:
+            async for keys in self._keys():
+                removed += await self._client.unlink(*keys)
+        except (redis.exceptions.RedisError, OSError) as exc:
+            raise CacheUnavailable(self.where, one_line(exc)) from None
+        return removed
+
+    async def prune(self) -> int:
+        """Redis expires answers itself (the TTL); nothing else is kept past its time."""
+        return 0
+
+    async def aclose(self) -> None:
+        if self._held:  # a last chance for what waited
+            try:
+                await self._write(self._held)
+                self._held = []
+            except (redis.exceptions.RedisError, OSError):
+                self._warn(f"cache {self.where}: still unreachable; {len(self._held):,} answers were not cached")
+        await self._client.aclose()

@@ -1,0 +1,168 @@
+"""The Redis store (issue 13) against a real ``redis-server`` (Debian's package) that each test starts
+on a free loopback port, persistence off, and stops."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from helpers import arithmetic_cases, evalrun, local_config, write_suite
+
+from evalrun.sim import SimProcess
+
+REDIS_SERVER = shutil.which("redis-server")
+pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="needs Debian's redis-server package")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class RedisServer:
+    def __init__(self, port: int, durable_in: Path | None = None) -> None:
+        """``durable_in``: an append-only file there, synced at every write (a restart keeps it all)."""
+        self.port, self.url = port, f"redis://127.0.0.1:{port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+        self._durable_in = durable_in
+
+    def start(self) -> RedisServer:
+        assert REDIS_SERVER is not None
+        command = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        if self._durable_in is not None:
+            command += ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(self._durable_in)]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return self
+            except redis.exceptions.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer(_free_port()).start()
+    yield server
+    server.stop()
+
+
+def _eval(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return evalrun(folder, "eval", "local", "--suite", "s.jsonl", "--progress", "plain", "--output", "r.json", *args)
+
+
+def test_a_second_runner_with_a_fresh_disk_answers_everything_from_the_shared_cache(
+    tmp_path: Path, sim: SimProcess, redis_server: RedisServer
+) -> None:
+    local_config(tmp_path / "config.toml", sim)
+    write_suite(tmp_path / "s.jsonl", arithmetic_cases(30))
+    first = _eval(tmp_path, "--cache-url", redis_server.url, "--cache-dir", "disk-a")
+    assert first.returncode == 0, first.stderr
+    sim.reset_stats()
+    second = _eval(tmp_path, "--cache-url", redis_server.url, "--cache-dir", "disk-b")
+    summary = json.loads((tmp_path / "r.json").read_text())["summary"]
+    assert second.returncode == 0 and summary["cache_hits"] == 30 and sim.stats()["requests"] == 0
+    keys = redis.Redis(port=redis_server.port, decode_responses=True).keys("*")
+    assert len(keys) == 30 and all(str(key).startswith("evalrun:k1:") for key in keys)  # the key version in the prefix
+    assert not (tmp_path / "disk-a").exists() and not (tmp_path / "disk-b").exists()  # nothing on the disks
+
+
+def test_the_cache_ttl_is_redis_expiry(tmp_path: Path, sim: SimProcess, redis_server: RedisServer) -> None:
+    local_config(tmp_path / "config.toml", sim)
+    (tmp_path / "config.toml").write_text("[run]\ncache_ttl = 120\n\n" + (tmp_path / "config.toml").read_text())
+    write_suite(tmp_path / "s.jsonl", arithmetic_cases(3))
+    assert _eval(tmp_path, "--cache-url", redis_server.url).returncode == 0
+    client = redis.Redis(port=redis_server.port)
+    assert all(100 < client.ttl(key) <= 120 for key in client.keys("*"))
+
+
+def test_an_unreachable_redis_at_the_start_is_one_line_or_with_fallback_a_warning(
+    tmp_path: Path, sim: SimProcess
+) -> None:
+    local_config(tmp_path / "config.toml", sim)
+    write_suite(tmp_path / "s.jsonl", arithmetic_cases(3))
+    url = f"redis://:hunter2@127.0.0.1:{_free_port()}/0"
+    refused = _eval(tmp_path, "--cache-url", url)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert "unreachable" in refused.stderr and "--cache-fallback local" in refused.stderr
+    assert "hunter2" not in refused.stderr  # the URL's password is never printed
+    fallback = _eval(tmp_path, "--cache-url", url, "--cache-fallback", "local")
+    assert fallback.returncode == 0 and "using the disk cache .evalrun/cache" in fallback.stderr
+    assert (tmp_path / ".evalrun" / "cache").is_dir() and "hunter2" not in fallback.stderr + fallback.stdout
+
+
+def test_redis_killed_at_half_and_back_at_three_quarters_loses_nothing(tmp_path: Path, sim: SimProcess) -> None:
+    (tmp_path / "redis").mkdir()
+    redis_server = RedisServer(_free_port(), durable_in=tmp_path / "redis").start()
+    sim.control(latency_ms=50)
+    local_config(tmp_path / "config.toml", sim)
+    write_suite(tmp_path / "s.jsonl", arithmetic_cases(80))
+    command = ["eval", "local", "--suite", "s.jsonl", "--progress", "plain", "--output", "r.json",
+               "--concurrency", "2", "--cache-url", redis_server.url]  # fmt: skip
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVALRUN_")}
+    run = subprocess.Popen([sys.executable, "-m", "evalrun", *command], cwd=tmp_path, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    client = redis.Redis(port=redis_server.port)
+
+    def cached() -> int:
+        try:
+            return len(client.keys("*"))
+        except redis.exceptions.ConnectionError:
+            return -1
+
+    deadline = time.monotonic() + 30
+    while cached() < 30:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    redis_server.stop()  # at about half
+    time.sleep(0.5)  # about a quarter of the run (2 calls of 50 ms at a time: 40 cases a second)
+    redis_server.start()
+    try:
+        _, err = run.communicate(timeout=60)
+    finally:
+        redis_server.stop()
+    assert run.returncode == 0, err
+    results = json.loads((tmp_path / "r.json").read_text())
+    assert sorted(c["id"] for c in results["cases"]) == sorted(c["id"] for c in arithmetic_cases(80))
+    assert all(c["status"] == "pass" for c in results["cases"])
+    assert "unreachable" in err and "back after" in err and "Traceback" not in err
+    redis_server.start()  # its file kept what it had; what waited while it was away was written when it came back
+    try:
+        assert cached() == 80
+    finally:
+        redis_server.stop()
+
+
+def test_the_cache_commands_work_on_redis(tmp_path: Path, sim: SimProcess, redis_server: RedisServer) -> None:
+    local_config(tmp_path / "config.toml", sim)
+    write_suite(tmp_path / "s.jsonl", arithmetic_cases(4))
+    assert _eval(tmp_path, "--cache-url", redis_server.url).returncode == 0
+    stats = evalrun(tmp_path, "cache", "stats", "--cache-url", redis_server.url)
+    assert stats.returncode == 0 and f"{redis_server.url}: 4 entries" in stats.stdout
+    case_id = arithmetic_cases(4)[0]["id"]
+    explained = evalrun(tmp_path, "cache", "explain", case_id, "--provider", "local", "--suite", "s.jsonl",
+                        "--cache-url", redis_server.url)  # fmt: skip
+    assert explained.returncode == 0 and explained.stdout.startswith(f"hit: {case_id}")
+    cleared = evalrun(tmp_path, "cache", "clear", "--cache-url", redis_server.url)
+    assert cleared.returncode == 0 and "removed 4 entries" in cleared.stdout
+    assert redis.Redis(port=redis_server.port).dbsize() == 0
