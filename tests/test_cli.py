@@ -34,6 +34,7 @@ CONTRACT_SUMMARY = {
     "by_category",
     "truncated",
     "warnings",
+    "latency_histogram",
 }
 CONTRACT_CASE = {
     "id",

@@ -318,6 +318,10 @@ class RunMetrics:
             },
             "truncated": self.truncated,
             "warnings": list(self.warnings),
+            "latency_histogram": {
+                "growth": _BUCKET_GROWTH,
+                "buckets": {str(index): count for index, count in sorted(self.latency.buckets.items())},
+            },
         }
 
     def _on_warning(self, event: RunWarning) -> None:

@@ -43,7 +43,7 @@ from .reports import CaseSpool, write_reports
 from .reports.files import atomic_write
 from .schema import RunInfo, RunKind, RunState, Summary
 from .scoring import AssertionScorer, Scorer
-from .settings import ConfigError, Settings, load_settings
+from .settings import ConfigError, Settings, load_settings, shard_numbers
 from .suite import SuitePlan, plan_suites
 from .watch import Watched
 
@@ -198,7 +198,7 @@ class Runner(Watched):
             begun = time.monotonic()
             settings = self.settings
             self._secret = settings.profile().api_key(self._env)  # checked here, before any request
-            select = case_selector(settings.categories, settings.filter)
+            select = case_selector(settings.categories, settings.filter, shard_numbers(settings.shard))
             seen: set[str] = set()  # every category, for the error of a selection that takes none
             tally = (lambda case: seen.add(case.category)) if select is not None else None
             plan = plan_suites(settings.suite_paths(), settings.default_assert, select, settings.limit, tally)

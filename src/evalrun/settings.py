@@ -79,6 +79,24 @@ def _text(value: object) -> str:
     return value
 
 
+def _shard(value: object) -> str | None:
+    text = _text(value)
+    if not text:
+        return None
+    index, slash, count = text.partition("/")
+    if not slash or not index.isdigit() or not count.isdigit() or not 1 <= int(index) <= int(count):
+        raise ValueError(f"expected I/N with 1 <= I <= N, such as 2/4 (got {text!r})")
+    return text
+
+
+def shard_numbers(shard: str | None) -> tuple[int, int] | None:
+    """``"2/4"`` as ``(2, 4)``."""
+    if not shard:
+        return None
+    index, _, count = shard.partition("/")
+    return int(index), int(count)
+
+
 def _cache_url(value: object) -> str | None:
     url = _text(value)
     if url and not url.startswith(("redis://", "rediss://", "unix://")):
@@ -207,6 +225,8 @@ class Settings:
     categories: tuple[str, ...] = _setting((), _words, aliases=("category",))
     filter: str | None = _setting(None, _text)
     limit: int | None = _setting(None, _integer, check=_positive)
+    #: ``I/N``: the I-th of N shares of the cases, by a hash of each id (CI jobs, then ``evalrun merge``).
+    shard: str | None = _setting(None, _shard)
     min_pass_rate: float = _setting(1.0, _number, check=_fraction)
     max_errors: int = _setting(0, _integer, check=_at_least(0))
     default_assert: str = _setting("equals", _choice(*IMPLIABLE))
@@ -309,6 +329,7 @@ class SettingsLayer(TypedDict, total=False):
     categories: tuple[str, ...] | None
     filter: str | None
     limit: int | None
+    shard: str | None
     min_pass_rate: float | None
     max_errors: int | None
     default_assert: str | None

@@ -15,6 +15,7 @@ from . import (
     diff_cmd,
     eval_cmd,
     init_cmd,
+    merge_cmd,
     providers_cmd,
     report_cmd,
     runs_cmd,
@@ -76,6 +77,7 @@ app.command("init")(init_cmd.init_command)
 app.command("serve")(serve_cmd.serve_command)
 app.command("diff")(diff_cmd.diff_command)
 app.command("report")(report_cmd.report_command)
+app.command("merge")(merge_cmd.merge_command)
 app.add_typer(cache_cmd.app, name="cache")
 app.add_typer(runs_cmd.app, name="runs")
 

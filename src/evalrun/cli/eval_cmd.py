@@ -71,6 +71,12 @@ def eval_command(
         str | None, typer.Option("--filter", help="Only case ids matching this regex.", rich_help_panel=_SELECT)
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N cases.", rich_help_panel=_SELECT)] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="I/N: the I-th of N shares of the cases, stable by id (then evalrun merge).", rich_help_panel=_SELECT
+        ),
+    ] = None,
     min_pass_rate: Annotated[
         float | None, typer.Option(help="Exit 1 below this pass rate (default 1.0).", rich_help_panel=_REPORT)
     ] = None,
@@ -141,6 +147,7 @@ def eval_command(
             categories=tuple(category or ()),
             filter=filter,
             limit=limit,
+            shard=shard,
             min_pass_rate=min_pass_rate,
             max_errors=max_errors,
             output=output,

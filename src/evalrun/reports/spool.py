@@ -36,6 +36,10 @@ class CaseSpool:
     def add(self, result: CaseResult) -> None:
         self._write([result.json])
 
+    def add_records(self, records: list[str]) -> None:
+        """Case records that are JSON already (shards' results, recombined by ``evalrun merge``)."""
+        self._write(records)
+
     def _write(self, records: list[str]) -> None:
         if self._reading:  # a reader may have left the position mid-file
             self._file.seek(0, os.SEEK_END)

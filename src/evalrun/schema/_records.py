@@ -142,6 +142,15 @@ class Summary(TypedDict):
     by_category: dict[str, CategorySummary]
     truncated: int  # answers cut at the token limit (finish_reason length / max_tokens)
     warnings: list[str]  # what went wrong that the run survived, one line each
+    latency_histogram: LatencyBuckets  # what the percentiles come from: shards merge exactly by it
+
+
+class LatencyBuckets(TypedDict):
+    """The latency histogram behind ``latency_ms``: bucket ``i`` holds latencies in
+    [growth**i, growth**(i+1)) ms; its midpoint is within 1 % of any of them."""
+
+    growth: float
+    buckets: dict[str, int]  # bucket index (as text: JSON keys) -> answered calls
 
 
 class RunInfo(TypedDict):
