@@ -3,6 +3,7 @@ on a free loopback port, persistence off, and stops."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import socket
@@ -166,3 +167,46 @@ def test_the_cache_commands_work_on_redis(tmp_path: Path, sim: SimProcess, redis
     cleared = evalrun(tmp_path, "cache", "clear", "--cache-url", redis_server.url)
     assert cleared.returncode == 0 and "removed 4 entries" in cleared.stdout
     assert redis.Redis(port=redis_server.port).dbsize() == 0
+
+
+def test_the_shared_bucket_lends_each_call_its_turn_on_redis_clock(redis_server: RedisServer) -> None:
+    import anyio
+
+    from evalrun.client.shared_budget import SharedBudget
+
+    async def waits() -> list[float]:
+        budget = SharedBudget(redis_server.url, "http://provider", "sk-secret", warn=lambda message: None)
+        try:
+            return [await budget.take(f"{budget.prefix}:requests", 5.0, 1.0) or 0.0 for _ in range(10)]
+        finally:
+            await budget.aclose()
+
+    spaced = anyio.run(waits)
+    assert spaced[0] == 0.0 and all(later > earlier for earlier, later in itertools.pairwise(spaced))
+    assert abs(spaced[-1] - 1.8) < 0.1  # the tenth call, 9 tokens of debt at 5 a second, waits 1.8 s
+    keys = redis.Redis(port=redis_server.port, decode_responses=True).keys("*")
+    assert keys and all("sk-secret" not in str(key) for key in keys)  # named by a hash, never the key
+
+
+def test_two_runners_on_one_key_stay_under_its_budget_together(
+    tmp_path: Path, sim: SimProcess, redis_server: RedisServer
+) -> None:
+    import os
+    import sys
+
+    sim.control(rpm=3000, latency_ms=20)  # 50 a second, a second's burst at most
+    local_config(tmp_path / "config.toml", sim, rpm=3000)
+    cases = arithmetic_cases(120)
+    write_suite(tmp_path / "a.jsonl", cases[:60])
+    write_suite(tmp_path / "b.jsonl", cases[60:])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVALRUN_")}
+    runs = [
+        subprocess.Popen([sys.executable, "-m", "evalrun", "eval", "local", "--suite", f"{name}.jsonl", "--progress",
+                          "none", "--cache-url", redis_server.url, "--cache-dir", name, "--concurrency", "8"],
+                         cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for name in ("a", "b")
+    ]  # fmt: skip
+    assert [run.wait(timeout=60) for run in runs] == [0, 0]
+    served = sim.stats()
+    assert served["requests"] == 120 and served["by_status"].get("429", 0) == 0
+    assert served["busiest"]["1s"] <= 51  # 50 a second, and the one a fresh bucket starts with

@@ -50,6 +50,7 @@ from .watch import Watched
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
+    from .client.shared_budget import SharedBudget
     from .reports.prometheus import RunExporter
     from .settings import SettingsLayer
 
@@ -266,17 +267,31 @@ class Runner(Watched):
         for message in self._early_warnings:
             warnings(message)
         store = _open_store(settings, self._cache_location, warnings)
+        budget = self._shared_budget(warnings)
         try:
             async with open_provider(profile, secret, client) as provider:
                 responses = ResponseCache(store, settings.cache, settings.cache_ttl, warn=warnings)
                 async with responses.writing() as cache:
-                    result = await self._run_engine(plan, provider, cache, _Context(stop, warnings, secret))
+                    context = _Context(stop, warnings, secret, budget)
+                    result = await self._run_engine(plan, provider, cache, context)
                 with contextlib.suppress(Exception):  # a nicety: its server may be gone (SIGTERM to the group)
                     result.provider_stats = await provider.server_stats()
         finally:
             if store is not None:
                 await store.aclose()
+            if budget is not None:
+                await budget.aclose()
         return result
+
+    def _shared_budget(self, warn: Callable[[str], None]) -> SharedBudget | None:
+        """With a Redis that answered (``--cache-url``), the key's RPM/TPM budgets are kept there,
+        shared with every runner of the same key: N processes on N machines stay under it together."""
+        settings = self.settings
+        if not settings.cache_url or self._cache_location != settings.cache_url:
+            return None
+        from .client.shared_budget import SharedBudget
+
+        return SharedBudget(settings.cache_url, settings.profile().base_url, self._secret, warn)
 
     async def _run_engine(
         self, plan: SuitePlan, provider: Provider, cache: ResponseCache, context: _Context
@@ -307,7 +322,9 @@ class Runner(Watched):
             def nothing_can_succeed(trip: Trip) -> None:  # the rest is not run: exit 3
                 engine.cancel(RunState.ERROR, _tripped(trip, settings))
 
-            client = ModelClient(provider, call_policy(settings), emit, nothing_can_succeed, self._limits)
+            policy = call_policy(settings)
+            limits = self._limits or CallLimits(policy, context.budget)
+            client = ModelClient(provider, policy, emit, nothing_can_succeed, limits)
             options = engine_options(settings, self._remaining())
             engine = self._engine = Engine(client, provider.identity, cache, self._scorer, options, emit)
             if self._cancelled is not None:
@@ -574,3 +591,4 @@ class _Context:
     stop: _SignalStop | None
     warnings: _Warnings
     secret: str | None
+    budget: SharedBudget | None = None

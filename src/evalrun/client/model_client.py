@@ -14,7 +14,7 @@ import itertools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
@@ -32,6 +32,9 @@ from .breaker import Breaker, Trip
 from .concurrency import ConcurrencyController, Outcome
 from .pacing import ServerPacer, Ticket, TokenBucket
 from .policy import UNTOLD_429_MAX_DELAY, CallPolicy, backoff_delay
+
+if TYPE_CHECKING:
+    from .shared_budget import SharedBudget
 
 __all__ = ["CallLimits", "ModelClient", "acquire_promptly"]
 
@@ -51,12 +54,40 @@ class CallLimits:
     running several runs against one provider gives them one, so that together they never send
     more than one run would be allowed to."""
 
-    def __init__(self, policy: CallPolicy) -> None:
+    def __init__(self, policy: CallPolicy, shared: SharedBudget | None = None) -> None:
+        """``shared``: the key's budgets in Redis, shared with every runner of the same key."""
         self.slots = anyio.CapacityLimiter(policy.concurrency)
         self.controller = ConcurrencyController(policy.concurrency)
-        self.rpm = TokenBucket(policy.rpm) if policy.rpm else None
-        self.tpm = TokenBucket(policy.tpm) if policy.tpm else None
+        self.shared = shared
+        self._paced_by_server: set[str] = set()  # shared budgets set from the server's headers
+        self.rpm = self._bucket("requests", policy.rpm)
+        self.tpm = self._bucket("tokens", policy.tpm)
         self.server = ServerPacer()
+
+    def _bucket(self, kind: str, per_minute: float | None) -> Pacer | None:
+        if not per_minute:
+            return None
+        return self.shared.bucket(kind, per_minute) if self.shared is not None else TokenBucket(per_minute)
+
+    def learned(self, stated: Mapping[str, float]) -> None:
+        """The server stated its budgets: with a shared budget, every runner paces by them together
+        (alone, each runner's ``ServerPacer`` does)."""
+        if self.shared is None:
+            return
+        for kind, attribute in (("requests", "rpm"), ("tokens", "tpm")):
+            per_minute = stated.get(kind)
+            configured = getattr(self, attribute) is not None and kind not in self._paced_by_server
+            if per_minute and not configured:  # a budget the user set stands; the server's follows it
+                setattr(self, attribute, self.shared.bucket(kind, per_minute))
+                self._paced_by_server.add(kind)
+
+
+class Pacer(Protocol):
+    """A budget a call takes from before it is sent: a local ``TokenBucket`` or a ``SharedBucket``."""
+
+    async def take(self, amount: float = 1.0) -> None: ...
+
+    def adjust(self, amount: float) -> None: ...
 
 
 @dataclass
@@ -89,9 +120,8 @@ class ModelClient:
         self._emit = emit
         self._breaker = Breaker()
         self._on_trip = on_trip
-        shared = limits if limits is not None else CallLimits(policy)
-        self._slots, self._controller = shared.slots, shared.controller
-        self._rpm, self._tpm, self._server = shared.rpm, shared.tpm, shared.server
+        self._limits = limits if limits is not None else CallLimits(policy)
+        self._slots, self._controller, self._server = self._limits.slots, self._limits.controller, self._limits.server
 
     @property
     def limit(self) -> int:
@@ -117,7 +147,7 @@ class ModelClient:
         tries = _Tries(now, now + self._policy.rate_limit_wait)
         try:
             for attempt in itertools.count(1):
-                estimate = estimate_tokens(messages, params) if self._tpm or self._server.tokens else 0
+                estimate = estimate_tokens(messages, params) if self._limits.tpm or self._server.tokens else 0
                 ticket = await self._paced(estimate)
                 started = time.monotonic()
                 try:
@@ -203,15 +233,16 @@ class ModelClient:
         return delay
 
     async def _paced(self, estimate: int) -> Ticket:
-        if self._rpm is not None:
-            await self._rpm.take()
-        if self._tpm is not None:
-            await self._tpm.take(estimate)
+        limits = self._limits
+        if limits.rpm is not None:
+            await limits.rpm.take()
+        if limits.tpm is not None:
+            await limits.tpm.take(estimate)
         return await self._server.wait(estimate)
 
     def _settle(self, estimate: int, actual: int) -> None:
-        if self._tpm is not None:
-            self._tpm.adjust(actual - estimate)
+        if self._limits.tpm is not None:
+            self._limits.tpm.adjust(actual - estimate)
         self._server.settle(estimate, actual)
 
     def _learn(
@@ -219,6 +250,7 @@ class ModelClient:
     ) -> None:
         if limits is not None and self._server.observe(limits, ticket, refused, delay):
             stated = self._server.stated
+            self._limits.learned(stated)
             self._emit(PaceChanged(stated.get("requests"), stated.get("tokens")))
 
     def _record(self, outcome: Outcome, sent_at: float, latency: float | None = None) -> None:

@@ -64,17 +64,23 @@ class _Stats:
     arrivals: int = 0
     _first_response_arrival: int | None = None
     started: float = field(default_factory=time.time)
+    #: When each chat request arrived since the last reset (monotonic; the first million): what the
+    #: busiest window is read from, the count a budget must never exceed over any such window.
+    stamps: list[float] = field(default_factory=list)
 
     def reset(self) -> None:
         """Start counting afresh; requests still in flight stay counted as in flight."""
         self.requests, self.peak_inflight, self.by_status, self.started = 0, self.inflight, Counter(), time.time()
         self.rate_limited, self.rate_limited_after_first_response = _no_refusals(), 0
         self.first_response_at = self._first_response_arrival = None
+        self.stamps = []
 
     def arrived(self) -> int:
         """Count a chat request; its number in arrival order."""
         self.requests += 1
         self.arrivals += 1
+        if len(self.stamps) < 1_000_000:
+            self.stamps.append(time.monotonic())
         self.inflight += 1
         self.peak_inflight = max(self.peak_inflight, self.inflight)
         return self.arrivals
@@ -102,7 +108,18 @@ class _Stats:
             "first_response_at": self.first_response_at,
             "rate_limited_after_first_response": self.rate_limited_after_first_response,
             "since": self.started,
+            "busiest": {f"{seconds}s": _busiest(self.stamps, seconds) for seconds in (1, 6, 60)},
         }
+
+
+def _busiest(stamps: list[float], seconds: float) -> int:
+    """The most requests that arrived within any ``seconds`` (sliding, not calendar, windows)."""
+    most, first = 0, 0
+    for last, stamp in enumerate(stamps):
+        while stamp - stamps[first] >= seconds:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
 
 
 def _duration(seconds: float) -> str:

@@ -1,0 +1,117 @@
+"""A provider key's rate budget kept in Redis, so that N runners on N machines stay under it together.
+
+Why an atomic Lua script rather than a library such as ``limits``: ``limits`` answers "may I, now?"
+(moving or fixed windows), and a caller told "no" must poll; what a run needs is "when may I?",
+so that each call waits exactly its turn and the calls of every runner are spaced evenly. The
+script is a token bucket that lends: each call takes its token at once, the bucket may go into
+debt, and the call sleeps the debt's worth of time. Refill and take are one atomic step, on
+Redis's clock (``TIME``), so machines whose clocks differ still share one pace. The bucket holds
+one token at most: a burst could put a window over the key's budget, an even pace never does.
+
+A Redis that cannot be reached mid-run does not stop the run: calls pace on a local bucket at
+the same rate (this runner's share is not known then, so it is the whole rate) until Redis
+answers again, and the run is told both times.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import redis.asyncio as aioredis
+import redis.exceptions
+
+from .pacing import TokenBucket
+
+__all__ = ["SharedBucket", "SharedBudget"]
+
+#: Refill, take (into debt if need be) and say how long the taker must wait: one atomic step.
+_TAKE = """
+local rate = tonumber(ARGV[1])
+local amount = tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local kept = redis.call('HMGET', KEYS[1], 'tokens', 'stamp')
+local tokens = tonumber(kept[1]) or 1
+local stamp = tonumber(kept[2]) or now
+tokens = math.min(1, tokens + math.max(0, now - stamp) * rate) - amount
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'stamp', tostring(now))
+redis.call('EXPIRE', KEYS[1], 3600)
+if tokens >= 0 then return '0' end
+return tostring(-tokens / rate)
+"""
+
+_SAFETY = 0.99  # the shared pace runs a hair under the budget: clocks and latencies are not exact
+_RETRY_EVERY = 1.0  # seconds between attempts to reach a Redis that went away
+
+
+class SharedBucket:
+    """One budget (requests or tokens a minute) of one key, in Redis; ``take`` as ``TokenBucket``'s."""
+
+    def __init__(self, budget: SharedBudget, kind: str, rate_per_minute: float) -> None:
+        self._budget, self._key = budget, f"{budget.prefix}:{kind}"
+        self._rate = rate_per_minute * _SAFETY / 60
+        self._local = TokenBucket(rate_per_minute * _SAFETY)
+
+    @property
+    def rate_per_minute(self) -> float:
+        return self._rate * 60 / _SAFETY
+
+    def set_rate(self, rate_per_minute: float) -> None:
+        self._rate = rate_per_minute * _SAFETY / 60
+        self._local.set_rate(rate_per_minute * _SAFETY)
+
+    async def take(self, amount: float = 1.0) -> None:
+        """Wait this call's turn in the budget every runner shares (a local one while Redis is away)."""
+        wait = await self._budget.take(self._key, self._rate, amount)
+        if wait is None:
+            await self._local.take(amount)
+        elif wait > 0:
+            await anyio.sleep(wait)
+
+    def adjust(self, amount: float) -> None:
+        """A token estimate settled: not shared (one more round trip a call for a few tokens' error)."""
+        self._local.adjust(amount)
+
+
+class SharedBudget:
+    """The budgets of one provider key in Redis at ``url``; the key is named by a hash of the base
+    URL and the API key (never the key itself)."""
+
+    def __init__(self, url: str, base_url: str, secret: str | None, warn: Callable[[str], None]) -> None:
+        from ..cache.redis_store import public_url
+
+        self.where = public_url(url)
+        identity = hashlib.sha256(f"{base_url}\n{secret or ''}".encode()).hexdigest()[:20]
+        self.prefix = f"evalrun:budget:{identity}"
+        self._client = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        self._script: Any = self._client.register_script(_TAKE)
+        self._warn = warn
+        self._away_since: float | None = None
+        self._next_try = 0.0
+
+    def bucket(self, kind: str, rate_per_minute: float) -> SharedBucket:
+        return SharedBucket(self, kind, rate_per_minute)
+
+    async def take(self, key: str, rate: float, amount: float) -> float | None:
+        """Seconds to wait for ``amount`` of the budget at ``key``; None while Redis is away."""
+        if self._away_since is not None and time.monotonic() < self._next_try:
+            return None
+        try:
+            wait = float(await self._script(keys=[key], args=[rate, amount]))
+        except (redis.exceptions.RedisError, OSError, ValueError) as exc:
+            if self._away_since is None:
+                self._away_since = time.monotonic()
+                self._warn(f"rate budget {self.where}: unreachable ({exc}); this runner paces alone until it is back")
+            self._next_try = time.monotonic() + _RETRY_EVERY
+            return None
+        if self._away_since is not None:
+            away, self._away_since = time.monotonic() - self._away_since, None
+            self._warn(f"rate budget {self.where}: back after {away:.1f} s; the budget is shared again")
+        return wait
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
