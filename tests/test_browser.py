@@ -109,6 +109,7 @@ def test_a_run_started_from_the_form_is_watched_live_opened_filtered_and_compare
     page.keyboard.press("Enter")  # the keyboard opens a case as a click does
     dialog = page.locator("dialog#case")
     assert dialog.is_visible() and "equals: expected 'never'" in dialog.inner_text()
+    assert "Messages" in dialog.inner_text() and "say 0" in dialog.inner_text()  # the prompt, from the suite
     _shot(page, "run-detail")
     page.keyboard.press("Escape")
     assert not dialog.is_visible()
@@ -139,7 +140,12 @@ def test_the_report_opens_from_a_file_with_no_network_and_no_console_error(
                   "--output", "results.json", "--html", "report.html")  # fmt: skip
     assert ran.returncode == 0, ran.stderr
     made = evalrun(tmp_path, "report", "results.json", "-o", "again.html")
-    assert made.returncode == 0 and (tmp_path / "again.html").read_text() == (tmp_path / "report.html").read_text()
+
+    def data(name: str) -> str:
+        return re.search(r'id="cases-data">(.*?)</script>', (tmp_path / name).read_text(), re.S).group(1)  # type: ignore[union-attr]
+
+    assert made.returncode == 0 and data("again.html") == data("report.html")  # the same run, the same cases
+    assert "Calls in flight" in (tmp_path / "report.html").read_text()  # --html had the run's events
     for scheme, width, name in (("light", 1280, "report"), ("dark", 390, "report-phone-dark")):
         _open_report(browser, tmp_path / "report.html", scheme, width, name)
 

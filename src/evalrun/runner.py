@@ -80,14 +80,14 @@ class RunResult:
         self._spool.close()
 
 
-def _write_html(path: str, results: str) -> None:
-    """The run's page (``evalrun report``'s), from the results.json just written."""
+def _write_html(path: str, results: str, events: str | None) -> None:
+    """The run's page (``evalrun report``'s), from the results.json and the event log just written."""
     import json
 
-    from .pages.render import render_report
+    from .pages.render import chart_events, render_report
 
     with open(results, encoding="utf-8") as handle:
-        page = render_report(json.load(handle))
+        page = render_report(json.load(handle), events=chart_events(events) if events else ())
     atomic_write(path, lambda out: out.write(page))
 
 
@@ -391,7 +391,7 @@ class Runner(Watched):
                 exit_code=int(code),
             )
             if settings.html and results:
-                _write_html(settings.html, results)
+                _write_html(settings.html, results, record.events_path(settings.events))
             if scratch and results:
                 os.unlink(results)
             if exported is not None and settings.metrics_file:

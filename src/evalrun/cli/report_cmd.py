@@ -12,14 +12,15 @@ from ._common import fail, user_errors
 def report_command(
     results: Annotated[str, typer.Argument(help="A run's results.json (evalrun eval --output).")],
     output: Annotated[str, typer.Option("--output", "-o", help="The HTML file to write.")] = "report.html",
+    events: Annotated[str | None, typer.Option(help="The run's --events log: charts of its pace.")] = None,
 ) -> None:
     """Write a run's detail view as one HTML file: summary, charts, every case; no network needed to open it."""
     from ..compare import load_results
-    from ..pages.render import render_report
+    from ..pages.render import chart_events, render_report
     from ..reports.files import atomic_write
 
     with user_errors():
-        page = render_report(load_results(results))
+        page = render_report(load_results(results), events=chart_events(events) if events else ())
     try:
         atomic_write(output, lambda handle: handle.write(page))
     except OSError as exc:

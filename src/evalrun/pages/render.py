@@ -14,12 +14,22 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import jinja2
 import markupsafe
 
-__all__ = ["histogram_svg", "render_page", "render_report", "series_svg", "sparkline_svg"]
+__all__ = [
+    "chart_events",
+    "histogram_svg",
+    "render_page",
+    "render_report",
+    "run_view",
+    "series_svg",
+    "sparkline_svg",
+    "suite_messages",
+]
 
 _CUT = 2_000  # characters of an answer kept in the page's table data; the whole text is kept apart
 
@@ -39,16 +49,50 @@ def render_page(template: str, **context: Any) -> str:
     return _environment().get_template(template).render(**context)
 
 
-def render_report(document: Mapping[str, Any], title: str = "") -> str:
+def render_report(document: Mapping[str, Any], title: str = "", events: Iterable[Mapping[str, Any]] = ()) -> str:
     """The run detail view of a results document as one self-contained HTML page."""
-    return render_page("report.html", **run_view(document), title=title or _title(document), live=None)
+    view = run_view(document, events, suite_messages(document))
+    return render_page("report.html", **view, title=title or _title(document), live=None)
 
 
-def run_view(document: Mapping[str, Any], events: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
-    """What the run detail view shows of a results document (and of its events, when there are)."""
+_CHARTED = tuple(
+    f'{{"event": "{name}"' for name in ("task_started", "task_finished", "retry_scheduled", "retry_resumed")
+)
+
+
+def chart_events(path: str | Path) -> list[dict[str, Any]]:
+    """The events of a run's log that its charts are drawn from (throughput, calls in flight)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return [json.loads(line) for line in handle if line.startswith(_CHARTED)]
+    except OSError:
+        return []
+
+
+def suite_messages(document: Mapping[str, Any]) -> dict[str, list[Mapping[str, Any]]]:
+    """Each case's chat, from the run's suite files when they are still there to read (results.json
+    keeps answers, not prompts); none when they are not."""
+    from ..errors import ConfigError, SuiteError
+    from ..suite import load_suites
+
+    try:
+        return {case.id: list(case.messages) for case in load_suites(document["run"].get("suites") or ())}
+    except (OSError, ConfigError, SuiteError):
+        return {}
+
+
+def run_view(
+    document: Mapping[str, Any],
+    events: Iterable[Mapping[str, Any]] = (),
+    messages: Mapping[str, list[Mapping[str, Any]]] | None = None,
+) -> dict[str, Any]:
+    """What the run detail view shows of a results document (and of its events and its cases'
+    messages, when there are)."""
     cases = list(document["cases"])
     latencies = [c["latency_ms"] for c in cases if c["status"] in ("pass", "fail") and not c["cached"]]
+    events = list(events)
     finished = [e["ts"] for e in events if e.get("event") == "task_finished"]
+    chats = messages or {}
     return {
         "run": document["run"],
         "summary": document["summary"],
@@ -56,9 +100,39 @@ def run_view(document: Mapping[str, Any], events: Iterable[Mapping[str, Any]] = 
         "models": sorted({c["model"] for c in cases}),
         "cases_json": _script_json([_row(c) for c in cases]),
         "answers_json": _script_json({i: c["response"] for i, c in enumerate(cases) if _long(c)}),
+        "messages_json": _script_json({c["id"]: chats[c["id"]] for c in cases if c["id"] in chats}),
         "latency_svg": histogram_svg(latencies, "latency (ms)"),
         "throughput_svg": series_svg(_per_second(finished), "cases finished a second") if finished else "",
+        "concurrency_svg": series_svg(_in_flight(events), "calls in flight"),
     }
+
+
+def _step(event: Mapping[str, Any]) -> int:
+    """How an event moves the calls in flight: +1 a call sent, -1 one answered or waiting out a retry."""
+    name = event.get("event")
+    if name in ("task_started", "retry_resumed"):
+        return 1
+    if name == "retry_scheduled":
+        return -1 if event.get("slot_released", True) else 0
+    if name == "task_finished":
+        result = event["result"]
+        return 0 if result["cached"] or result["status"] == "not_run" else -1
+    return 0
+
+
+def _in_flight(events: Sequence[Mapping[str, Any]]) -> list[tuple[float, float]]:
+    """Calls in flight over time, from the event log, sampled at each change."""
+    if not events:
+        return []
+    start, flying, points = events[0]["ts"], 0, []
+    for event in events:
+        step = _step(event)
+        if step:
+            at = event["ts"] - start
+            points.append((at, float(max(flying, 0))))  # a step, not a slope: the count held until now
+            flying += step
+            points.append((at, float(max(flying, 0))))
+    return points
 
 
 def _title(document: Mapping[str, Any]) -> str:

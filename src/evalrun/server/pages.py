@@ -7,7 +7,6 @@ forms post to the original endpoints, live runs follow ``/api/runs/{id}/events``
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +19,7 @@ from fastapi.responses import HTMLResponse
 from ..compare import compare, load_results
 from ..errors import ConfigError
 from ..history import RunHistory
-from ..pages.render import render_page, run_view, sparkline_svg
+from ..pages.render import chart_events, render_page, run_view, sparkline_svg, suite_messages
 from ..settings import load_settings
 from .sessions import SessionBook
 
@@ -54,14 +53,6 @@ def _trends(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
             by_suite.setdefault(name, []).append(float(row["pass_rate"]))
     drawn = [(name, sparkline_svg(rates[-_TREND_RUNS:], f"pass rate of {name}")) for name, rates in by_suite.items()]
     return [(name, svg) for name, svg in drawn if svg]
-
-
-def _events(path: Path) -> list[dict[str, Any]]:
-    """The finished tasks' timestamps of a run's event log (for its throughput chart)."""
-    if not path.is_file():
-        return []
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        return [json.loads(line) for line in handle if line.startswith('{"event": "task_finished"')]
 
 
 def _has_results(history: RunHistory, run_id: str) -> bool:
@@ -126,8 +117,9 @@ def add_pages(
         others: list[dict[str, Any]] = []
         if row["kind"] == "eval" and (folder / "results.json").is_file():
             document = await anyio.to_thread.run_sync(load_results, folder / "results.json")
-            events = await anyio.to_thread.run_sync(_events, folder / "events.jsonl")
-            detail = run_view(document, events)
+            events = await anyio.to_thread.run_sync(chart_events, folder / "events.jsonl")
+            messages = await anyio.to_thread.run_sync(suite_messages, document)
+            detail = run_view(document, events, messages)
             earlier, _ = await anyio.to_thread.run_sync(lambda: history.list(kind="eval", limit=50))
             others = [
                 _shown(r) for r in earlier if r["id"] != run_id and (history.folder(r["id"]) / "results.json").is_file()

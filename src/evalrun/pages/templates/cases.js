@@ -2,6 +2,7 @@
   "use strict";
   var cases = JSON.parse(document.getElementById("cases-data").textContent);
   var answers = JSON.parse(document.getElementById("answers-data").textContent);
+  var messages = JSON.parse(document.getElementById("messages-data").textContent);
   var body = document.querySelector("#cases tbody"), more = document.getElementById("more");
   var count = document.getElementById("f-count"), dialog = document.getElementById("case");
   var PAGE = 300, shown = PAGE, matching = [];
@@ -51,6 +52,13 @@
       (c.cached ? "cached" : Math.round(c.latency_ms) + " ms") + " · attempts " + c.attempts + " · tokens " +
       c.tokens.prompt + " + " + c.tokens.completion + (c.finish_reason ? " · finish " + c.finish_reason : ""), "muted small");
     box.appendChild(facts);
+    if (messages[c.id]) {
+      box.appendChild(el("h3", "Messages"));
+      messages[c.id].forEach(function (m) {
+        var text = typeof m.content === "string" ? m.content : JSON.stringify(m.content);
+        box.appendChild(el("p", m.role, "muted small")); box.appendChild(el("pre", text));
+      });
+    }
     if (c.error) { box.appendChild(el("h3", "Error")); box.appendChild(el("pre", c.error, "error-text")); }
     if (c.refusal) { box.appendChild(el("h3", "Refusal")); box.appendChild(el("pre", c.refusal)); }
     box.appendChild(el("h3", "Answer"));
