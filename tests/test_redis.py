@@ -107,6 +107,12 @@ def test_an_unreachable_redis_at_the_start_is_one_line_or_with_fallback_a_warnin
     fallback = _eval(tmp_path, "--cache-url", url, "--cache-fallback", "local")
     assert fallback.returncode == 0 and "using the disk cache .evalrun/cache" in fallback.stderr
     assert (tmp_path / ".evalrun" / "cache").is_dir() and "hunter2" not in fallback.stderr + fallback.stdout
+    written = [path.read_text(errors="replace") for path in tmp_path.rglob("*") if path.is_file()]
+    assert written and not [text for text in written if "hunter2" in text]  # results, history: masked
+    in_query = _eval(tmp_path, "--cache-url", f"redis://127.0.0.1:{_free_port()}/0?password=hunter2")
+    assert in_query.returncode == 2 and "hunter2" not in in_query.stderr
+    bad_port = _eval(tmp_path, "--cache-url", "redis://127.0.0.1:abc/0")
+    assert bad_port.returncode == 2 and "Traceback" not in bad_port.stderr and "not a usable URL" in bad_port.stderr
 
 
 def test_redis_killed_at_half_and_back_at_three_quarters_loses_nothing(tmp_path: Path, sim: SimProcess) -> None:

@@ -79,3 +79,33 @@ def test_overlapping_shards_are_refused_in_one_line(tmp_path: Path, sim: SimProc
     assert len(refused.stderr.strip().splitlines()) == 1 and not (tmp_path / "all.json").exists()
     bad = evalrun(tmp_path, "eval", "local", "--suite", "s.jsonl", "--shard", "5/4")
     assert bad.returncode == 2 and "expected I/N with 1 <= I <= N" in bad.stderr
+
+
+def test_an_empty_shard_passes_and_a_merge_missing_a_shard_or_failing_says_so(tmp_path: Path, sim: SimProcess) -> None:
+    local_config(tmp_path / "config.toml", sim)
+    write_suite(tmp_path / "s.jsonl", _cases()[:2])  # two cases, three shards: one is empty
+    codes = []
+    for k in (1, 2, 3):
+        done = evalrun(tmp_path, "eval", "local", "--suite", "s.jsonl", "--no-cache", "--progress", "none",
+                       "--shard", f"{k}/3", "--output", f"s{k}.json")  # fmt: skip
+        codes.append(done.returncode)
+    assert codes == [0, 0, 0]
+    sizes = sorted(len(json.loads((tmp_path / f"s{k}.json").read_text())["cases"]) for k in (1, 2, 3))
+    assert sizes[0] == 0 and sum(sizes) == 2  # at least one shard had nothing to run, and passed
+    missing = evalrun(tmp_path, "merge", "s1.json", "s3.json", "-o", "all.json")
+    assert missing.returncode == 2 and "shard 2/3 missing" in missing.stderr
+    whole = evalrun(tmp_path, "merge", "s1.json", "s2.json", "s3.json", "-o", "all.json")
+    assert whole.returncode == 0 and "2 cases" in whole.stdout
+    write_suite(tmp_path / "s.jsonl", _cases()[-3:])  # cases the model gets wrong: below --min-pass-rate
+    for k in (1, 2):
+        evalrun(tmp_path, "eval", "local", "--suite", "s.jsonl", "--no-cache", "--progress", "none",
+                "--shard", f"{k}/2", "--output", f"f{k}.json")  # fmt: skip
+    failing = evalrun(tmp_path, "merge", "f1.json", "f2.json", "-o", "f.json")
+    assert failing.returncode == 1 and "exit 1: pass rate 0.0% of all 3 cases" in failing.stdout
+    document = json.loads((tmp_path / "f.json").read_text())
+    assert document["run"]["exit_code"] == 1 and document["run"]["state"] == "completed"
+    legacy = json.loads((tmp_path / "f1.json").read_text())
+    del legacy["summary"]["latency_histogram"]
+    (tmp_path / "old.json").write_text(json.dumps(legacy))
+    old = evalrun(tmp_path, "merge", "old.json", "f2.json", "-o", "x.json")
+    assert old.returncode == 2 and "no latency_histogram" in old.stderr and "Traceback" not in old.stderr

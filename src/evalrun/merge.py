@@ -103,7 +103,13 @@ def merge_results(documents: Sequence[Mapping[str, Any]], names: Sequence[str]) 
     keep each shard's order, the shards' not-run cases last, as one run lists them."""
     if not documents:
         raise ConfigError("no results to merge")
+    for document, name in zip(documents, names):
+        if "latency_histogram" not in document["summary"]:
+            raise ConfigError(
+                f"{name}: no latency_histogram in its summary (results of an older evalrun): run it again to merge"
+            )
     _check_disjoint(documents, names)
+    _check_shards(documents, names)
     runs = [document["run"] for document in documents]
     cases = list(_cases(documents))
     summary = _summary([document["summary"] for document in documents], cases)
@@ -126,17 +132,50 @@ def merge_results(documents: Sequence[Mapping[str, Any]], names: Sequence[str]) 
 def _ending(
     runs: Sequence[Mapping[str, Any]], summary: Mapping[str, Any], settings: Mapping[str, Any]
 ) -> tuple[str, int, str]:
-    """The merged run's state (the first shard's that did not complete, else ``completed``) and
-    the exit code and reason one run with these figures would have had."""
+    """The merged run's state, exit code and reason, as one run with these figures would have
+    had them: a shard that stopped (interrupted, timed out, refused) stops the whole; otherwise
+    the merged counts are held to the run's thresholds."""
+    from .exitcodes import ExitCode
     from .runner import eval_exit_code, exit_reason
     from .settings import Settings
 
-    stopped = [run for run in runs if run.get("state", RunState.COMPLETED) != RunState.COMPLETED]
-    state = RunState(stopped[0]["state"]) if stopped else RunState.COMPLETED
     limits = Settings(min_pass_rate=settings.get("min_pass_rate", 1.0), max_errors=settings.get("max_errors", 0))
+    stopped = [run for run in runs if run.get("state", RunState.COMPLETED) not in (RunState.COMPLETED, RunState.ERROR)]
+    refused = [
+        run
+        for run in runs
+        if run.get("state") == RunState.ERROR and "more than --max-errors" not in run.get("exit_reason", "")
+    ]
+    ended = stopped or refused
+    state = RunState(ended[0]["state"]) if ended else RunState.COMPLETED
+    message = _without_code(ended[0].get("exit_reason", "")) if ended else ""
     code = eval_exit_code(state, summary["errors"], summary["pass_rate"], limits.min_pass_rate, limits.max_errors)
-    message = stopped[0].get("exit_reason", "") if stopped else ""
+    if code == ExitCode.PROVIDER_ERRORS and state == RunState.COMPLETED:
+        state = RunState.ERROR
     return state, int(code), exit_reason(code, summary, message, limits)  # type: ignore[arg-type]
+
+
+def _without_code(reason: str) -> str:
+    """``exit 130: stopped by SIGINT; 12 tasks not run`` as its why: ``stopped by SIGINT``."""
+    why = reason.split(": ", 1)[1] if reason.startswith("exit ") and ": " in reason else reason
+    return why.split("; ")[0]
+
+
+def _check_shards(documents: Sequence[Mapping[str, Any]], names: Sequence[str]) -> None:
+    """Every shard of one split, each once: a missing shard is a merge that would look whole."""
+    shards = [document["run"]["settings"].get("shard") for document in documents]
+    if not any(shards):
+        return
+    counts = {shard.split("/")[1] for shard in shards if shard}
+    if None in shards or len(counts) > 1:
+        raise ConfigError(
+            "the results are not shards of one split (--shard I/N with one N): "
+            + ", ".join(f"{n}: {s or 'no --shard'}" for n, s in zip(names, shards))
+        )
+    count = int(counts.pop())
+    missing = [f"{i}/{count}" for i in range(1, count + 1) if f"{i}/{count}" not in shards]
+    if missing:
+        raise ConfigError(f"shard {', '.join(missing)} missing: merge every shard of the split, or none is whole")
 
 
 def _cases(documents: Sequence[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:

@@ -43,7 +43,7 @@ from .reports import CaseSpool, write_reports
 from .reports.files import atomic_write
 from .schema import RunInfo, RunKind, RunState, Summary
 from .scoring import AssertionScorer, Scorer
-from .settings import ConfigError, Settings, load_settings, shard_numbers
+from .settings import ConfigError, Settings, load_settings, public_url, shard_numbers
 from .suite import SuitePlan, plan_suites
 from .watch import Watched
 
@@ -178,6 +178,7 @@ class Runner(Watched):
         self._engine: Engine | None = None
         self._cancelled: str | None = None
         self._cache_location = self.settings.cache_dir
+        self._redis: str | None = None  # the Redis that answered prepare(): the key's budget is kept there
         self._early_warnings: list[str] = []  # found by prepare(), said once the run has observers
 
     def use_limits(self, limits: CallLimits) -> None:
@@ -203,7 +204,7 @@ class Runner(Watched):
             seen: set[str] = set()  # every category, for the error of a selection that takes none
             tally = (lambda case: seen.add(case.category)) if select is not None else None
             plan = plan_suites(settings.suite_paths(), settings.default_assert, select, settings.limit, tally)
-            if not plan.total:
+            if not plan.total and not settings.shard:  # a shard may be empty: its job still writes its results
                 there = f" (the suites' categories: {', '.join(sorted(seen))})" if seen else ""
                 raise ConfigError(f"no case matches the --category/--filter/--limit given{there}")
             _check_writable(settings)
@@ -214,21 +215,25 @@ class Runner(Watched):
         return self._plan
 
     def _reachable_cache(self) -> str:
-        """Where the run keeps answers: a Redis store that answers now, else (``--cache-fallback
-        local``) the disk with a warning, else ``ConfigError``: a shared cache that is not there
-        is a mistake to say at once, not a run that quietly pays for every answer again."""
+        """Where the run keeps answers: a Redis that answers now (it also keeps the key's rate
+        budget, cache or no cache), else (``--cache-fallback local``) the disk with a warning, else
+        ``ConfigError``: a shared cache and budget that are not there are a mistake to say at once,
+        not a run that quietly pays for every answer again and paces alone."""
         settings = self.settings
-        if settings.cache == "off" or not settings.cache_url:
+        if not settings.cache_url:
             return settings.cache_dir
-        from .cache.redis_store import ping_now, public_url
+        from .cache.redis_store import ping_now
 
         problem = ping_now(settings.cache_url)
         if problem is None:
-            return settings.cache_url
+            self._redis = settings.cache_url
+            return settings.cache_url if settings.cache != "off" else settings.cache_dir
         where = f"cache {public_url(settings.cache_url)}: unreachable ({problem})"
         if settings.cache_fallback != "local":
             raise ConfigError(f"{where}; --cache-fallback local uses {settings.cache_dir} instead")
-        self._early_warnings.append(f"{where}; using the disk cache {settings.cache_dir} (--cache-fallback local)")
+        self._early_warnings.append(
+            f"{where}; using the disk cache {settings.cache_dir}, and pacing alone (--cache-fallback local)"
+        )
         return settings.cache_dir
 
     def run_sync(self, handle_signals: bool = False) -> RunResult:
@@ -286,12 +291,11 @@ class Runner(Watched):
     def _shared_budget(self, warn: Callable[[str], None]) -> SharedBudget | None:
         """With a Redis that answered (``--cache-url``), the key's RPM/TPM budgets are kept there,
         shared with every runner of the same key: N processes on N machines stay under it together."""
-        settings = self.settings
-        if not settings.cache_url or self._cache_location != settings.cache_url:
+        if self._redis is None:
             return None
         from .client.shared_budget import SharedBudget
 
-        return SharedBudget(settings.cache_url, settings.profile().base_url, self._secret, warn)
+        return SharedBudget(self._redis, self.settings.profile().base_url, self._secret, warn)
 
     async def _run_engine(
         self, plan: SuitePlan, provider: Provider, cache: ResponseCache, context: _Context
@@ -312,7 +316,10 @@ class Runner(Watched):
             session_id=self._session_id,
             warn=context.warnings,
         )
-        record.begin(settings.provider, models, settings.suite_paths(), plan.total * per_case)
+        # Off the loop: a server's runs share it, and the history's index may be busy a moment.
+        await anyio.to_thread.run_sync(
+            record.begin, settings.provider, models, settings.suite_paths(), plan.total * per_case
+        )
         events = record.events_path(settings.events)
         exported = _exporter() if settings.metrics_file else None
         own: list[Observer] = [metrics, spool] if exported is None else [metrics, spool, exported]
@@ -355,6 +362,8 @@ class Runner(Watched):
             code = eval_exit_code(
                 outcome.state, overall.errors, round(overall.pass_rate, 6), settings.min_pass_rate, settings.max_errors
             )
+            if not plan.total and code == ExitCode.BELOW_THRESHOLD:  # an empty shard fails nothing
+                code = ExitCode.OK
             if code == ExitCode.INTERRUPTED and context.stop is not None and context.stop.signum is not None:
                 code = exit_code_of_signal(context.stop.signum)
             state, message = _final_state(outcome, code, overall.errors, settings.max_errors)
@@ -444,6 +453,8 @@ def exit_reason(code: ExitCode, summary: Summary, message: str, settings: Settin
     if code == ExitCode.PROVIDER_ERRORS:
         why = message or f"{counted(errors, 'error')}, more than --max-errors {settings.max_errors}"
         return f"exit 3: {why}{left}"
+    if not summary["total"]:
+        return "exit 0: no case to run (an empty shard)"
     over = f"the {counted(ran, 'case')} that ran" if not_run else f"all {counted(ran, 'case')}"
     if code == ExitCode.BELOW_THRESHOLD:
         return f"exit 1: pass rate {rate:.1%} of {over} is below --min-pass-rate {settings.min_pass_rate:.1%}"

@@ -3,7 +3,7 @@
 On redis-py's asyncio client, so a lookup never blocks the loop, and one batch is one round trip
 (``MGET``; the writes of a batch go in one pipeline of ``SET ... EX``): at 1 ms a round trip a
 run is not capped at a thousand lookups a second. Keys sit under a prefix that carries the key
-version (``evalrun:k2:<sha256>``), so answers of another key version never collide; values are
+version (``evalrun:k1:<sha256>``), so answers of another key version never collide; values are
 the disk store's value, versioned, as compact JSON; the cache TTL is Redis's expiry.
 
 A Redis that goes away mid-run is not the end of the cache: lookups are misses while it is gone,
@@ -18,12 +18,12 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 import redis.exceptions
 
 from ..providers.base import ChatResponse
+from ..settings import public_url
 from .key import KEY_VERSION
 from .store import CacheUnavailable, StoredAnswer, StoreStats, one_line
 
@@ -32,21 +32,13 @@ __all__ = ["RedisStore", "is_redis_url", "ping_now", "public_url"]
 _SCHEMES = ("redis://", "rediss://", "unix://")
 _HELD_MAX = 50_000  # answers kept in memory while Redis is away; beyond, the oldest are not cached
 _RETRY_EVERY = 1.0  # seconds between attempts to reach a Redis that went away
+#: A round trip longer than this is a Redis that hangs: a run must not wait on it call after call.
+_TIMEOUT = 0.5
 _SCAN_BATCH = 500
 
 
 def is_redis_url(location: str) -> bool:
     return location.startswith(_SCHEMES)
-
-
-def public_url(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def ping_now(url: str) -> str | None:
@@ -84,7 +76,7 @@ class RedisStore:
 
     def __init__(self, url: str, warn: Callable[[str], None] = lambda message: None) -> None:
         self.where = public_url(url)
-        self._client = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        self._client = aioredis.Redis.from_url(url, socket_connect_timeout=_TIMEOUT, socket_timeout=_TIMEOUT)
         self._prefix = f"evalrun:k{KEY_VERSION}:"
         self._warn = warn
         self._away_since: float | None = None
@@ -110,16 +102,27 @@ class RedisStore:
         self._next_try = time.monotonic() + _RETRY_EVERY
 
     def _down(self) -> bool:
-        return self._away_since is not None and time.monotonic() < self._next_try
+        """Whether to leave Redis alone now: away, and not yet time to try again (one call tries;
+        the others miss at once meanwhile, rather than each waiting out a timeout)."""
+        if self._away_since is None:
+            return False
+        if time.monotonic() < self._next_try:
+            return True
+        self._next_try = time.monotonic() + _RETRY_EVERY  # this caller tries; the rest wait a turn
+        return False
 
     async def _back(self) -> None:
-        """Redis answered again: what waited is written, and the run is told."""
+        """Called after a round trip succeeded: what waited is written (kept if that fails), and
+        the run is told Redis is back."""
         if self._away_since is None:
             return
         held, self._held = self._held, []
-        await self._write(held)
-        away = time.monotonic() - self._away_since
-        self._away_since = None
+        try:
+            await self._write(held)
+        except BaseException:
+            self._held = held + self._held
+            raise
+        away, self._away_since = time.monotonic() - self._away_since, None
         self._warn(f"cache {self.where}: back after {away:.1f} s; {len(held):,} waiting answers written")
 
     # -- the protocol --------------------------------------------------------------------------
@@ -143,14 +146,17 @@ class RedisStore:
             self._hold(batch)
             return
         try:
-            await self._back()
             await self._write(batch)
+            await self._back()
         except (redis.exceptions.RedisError, OSError) as exc:
             self._gone(exc)
             self._hold(batch)
 
     def _hold(self, batch: list[tuple[str, bytes, float | None]]) -> None:
-        self._held = (self._held + batch)[-_HELD_MAX:]
+        held = self._held + batch
+        if len(held) > _HELD_MAX and len(self._held) <= _HELD_MAX:
+            self._warn(f"cache {self.where}: over {_HELD_MAX:,} answers waiting; the oldest will not be cached")
+        self._held = held[-_HELD_MAX:]
 
     async def _write(self, batch: Sequence[tuple[str, bytes, float | None]]) -> None:
         if not batch:
@@ -161,8 +167,11 @@ class RedisStore:
             await pipe.execute()
 
     async def contains(self, key: str) -> bool:
+        """Whether a run would find an answer under ``key`` (a value it cannot read is a miss)."""
+        from .disk import _response
+
         try:
-            return bool(await self._client.exists(self._prefix + key))
+            return _response(_decode(await self._client.get(self._prefix + key))) is not None
         except (redis.exceptions.RedisError, OSError) as exc:
             raise CacheUnavailable(self.where, one_line(exc)) from None
 

@@ -15,9 +15,11 @@ def merge_command(
     junit: Annotated[str | None, typer.Option(help="Also the merged JUnit XML here.")] = None,
     summary_md: Annotated[str | None, typer.Option(help="Also the merged Markdown summary here.")] = None,
 ) -> None:
-    """Recombine the results of --shard runs into the one results file a single run would have written."""
+    """Recombine the results of --shard runs into the one results file a single run would have written;
+    exit with the code that run would have had (0, 1 below --min-pass-rate, 3 errors, 124, 130)."""
     from ..compare import load_results
     from ..merge import case_lines, merge_results
+    from ..progress import counted
     from ..reports import CaseSpool, write_reports
 
     with user_errors():
@@ -34,6 +36,8 @@ def merge_command(
         spool.close()
     summary = merged["summary"]
     typer.echo(
-        f"merged {len(results)} results: {summary['total']:,} cases, pass rate {summary['pass_rate']:.1%}; "
+        f"merged {len(results)} results: {counted(summary['total'], 'case')}, pass rate {summary['pass_rate']:.1%}; "
         f"written: {', '.join(path for path in (output, junit, summary_md) if path)}"
     )
+    typer.echo(f"evalrun: {run['exit_reason']}")
+    raise typer.Exit(run["exit_code"])  # the merged run's verdict: the CI gate of a sharded run

@@ -46,6 +46,7 @@ return tostring(-tokens / rate)
 
 _SAFETY = 0.99  # the shared pace runs a hair under the budget: clocks and latencies are not exact
 _RETRY_EVERY = 1.0  # seconds between attempts to reach a Redis that went away
+_TIMEOUT = 0.5  # a Redis slower than this is one that hangs: calls pace locally rather than wait on it
 
 
 class SharedBucket:
@@ -87,7 +88,7 @@ class SharedBudget:
         self.where = public_url(url)
         identity = hashlib.sha256(f"{base_url}\n{secret or ''}".encode()).hexdigest()[:20]
         self.prefix = f"evalrun:budget:{identity}"
-        self._client = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        self._client = aioredis.Redis.from_url(url, socket_connect_timeout=_TIMEOUT, socket_timeout=_TIMEOUT)
         self._script: Any = self._client.register_script(_TAKE)
         self._warn = warn
         self._away_since: float | None = None
@@ -98,8 +99,10 @@ class SharedBudget:
 
     async def take(self, key: str, rate: float, amount: float) -> float | None:
         """Seconds to wait for ``amount`` of the budget at ``key``; None while Redis is away."""
-        if self._away_since is not None and time.monotonic() < self._next_try:
-            return None
+        if self._away_since is not None:
+            if time.monotonic() < self._next_try:
+                return None
+            self._next_try = time.monotonic() + _RETRY_EVERY  # this call tries; the rest pace locally meanwhile
         try:
             wait = float(await self._script(keys=[key], args=[rate, amount]))
         except (redis.exceptions.RedisError, OSError, ValueError) as exc:

@@ -179,6 +179,7 @@ async def _run(
     async with anyio.create_task_group() as group:
         group.start_soon(flushing)
         try:
+            await anyio.to_thread.run_sync(runner.prepare)  # reads suites, pings Redis: not on the shared loop
             result = await runner.run()
         except Exception as exc:  # the worker lives on; the session says why this run did not
             flush()
