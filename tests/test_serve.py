@@ -295,3 +295,44 @@ def test_a_cli_run_writes_its_metrics_for_the_textfile_collector(tmp_path: Path,
     assert sum(sample.value for sample in cases) == 5 and cases[0].labels["provider"] == "local"
     requests = [s for s in families["evalrun_requests"].samples if s.name == "evalrun_requests_total"]
     assert {s.labels["status"]: s.value for s in requests} == {"200": 5.0}
+
+
+def test_the_review_s_abuse_cases_are_refused(tmp_path: Path, sim: SimProcess) -> None:
+    """pytest options that write files or load code, a Host that is not loopback (DNS rebinding),
+    a chunked body over the limit, inline cases refused without a trace on disk."""
+    (tmp_path / "test_ok.py").write_text("def test_ok():\n    pass\n")
+    with _app(tmp_path, sim, max_body_bytes=10_000) as client:
+        for args, index in ((["test_ok.py", "--junitxml=/tmp/evil.xml"], 1), (["-p", "evil_plugin"], 0)):
+            refused = client.post("/api/results/run-tests", json={"pytest_args": args})
+            assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", "pytest_args", index]
+        assert client.get("/api/runs", headers={"host": "evil.example:8000"}).status_code == 403
+        chunks = (b'{"cases": [' + b'{"prompt": "x", "expected": "y"},' * 400 + b'{"prompt": "x"}]}',)
+        assert client.post("/api/results/run-evaluations", content=iter(chunks)).status_code == 413
+        bad = {"cases": [{"prompt": "a", "assert": [{"type": "nope"}]}]}
+        assert client.post("/api/results/run-evaluations", json=bad).status_code == 422
+        assert not list((tmp_path / ".evalrun" / "runs").glob("*/cases.jsonl"))
+        started = client.post("/api/results/run-tests", json={"pytest_args": ["test_ok.py", "-k", "ok", "-q"]}).json()
+        assert client.get(f"/api/runs/{started['run_id']}").status_code == 200  # at once, before its row exists
+        _until_done(client, started["progress_endpoint"], timeout=60)
+
+
+def test_a_test_run_at_a_time_and_case_text_cannot_break_a_page(tmp_path: Path, sim: SimProcess) -> None:
+    from evalrun.pages.render import render_report
+    from evalrun.schema import SCHEMA_VERSION, CaseResult, Status
+
+    (tmp_path / "test_slow.py").write_text("import time\n\ndef test_slow():\n    time.sleep(2)\n")
+    with _app(tmp_path, sim) as client:
+        first = client.post("/api/results/run-tests", json={"pytest_args": ["test_slow.py"]})
+        second = client.post("/api/results/run-tests", json={"pytest_args": ["test_slow.py"]})
+        assert first.status_code == 200 and second.status_code == 409
+        _until_done(client, first.json()["progress_endpoint"], timeout=60)
+    hostile = CaseResult("</script><!--<script>", "<b>cat</b>", "m", 0, Status.PASS, response="a & b").to_dict()
+    summary: dict[str, Any] = {"pass_rate": 1.0, "total": 1, "passed": 1, "failed": 0, "errors": 0, "not_run": 0}
+    summary |= {"wall_seconds": 1.0, "cases_per_second": 1.0, "cache_hits": 0, "cache_efficiency": 0.0}
+    summary |= {"latency_ms": {"p50": 1.0, "p95": 1.0}, "avg_concurrency": 1.0, "peak_concurrency": 1, "retries": 0}
+    summary |= {"by_category": {}}
+    run = {"id": "r", "provider": "p", "models": ["m"], "suites": [], "started_at": ""}
+    page = render_report({"schema": SCHEMA_VERSION, "run": run, "summary": summary, "cases": [hostile]})
+    data = re.search(r'id="cases-data">(.*?)</script>', page, re.S)
+    assert data is not None and json.loads(data.group(1))[0]["id"] == "</script><!--<script>"
+    assert "<!--<script>" not in page and "<b>cat</b>" not in page

@@ -55,5 +55,7 @@ def serve_command(
     bound = listening.getsockname()[1]
     app = create_app(ServerConfig(root=Path(os.getcwd()), token=token or None, config=config, history_dir=history_dir))
     typer.echo(f"evalrun serve: http://{host}:{bound} (API docs at /docs, metrics at /metrics); Ctrl-C stops")
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    # Open event streams (a dashboard tab) would hold Ctrl-C up until they close: 5 s, then the
+    # runs are stopped (each ends interrupted, its results written) and the server exits.
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5))
     server.run(sockets=[listening])

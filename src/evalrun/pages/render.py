@@ -64,9 +64,16 @@ def chart_events(path: str | Path) -> list[dict[str, Any]]:
     """The events of a run's log that its charts are drawn from (throughput, calls in flight)."""
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
-            return [json.loads(line) for line in handle if line.startswith(_CHARTED)]
+            lines = [line for line in handle if line.startswith(_CHARTED)]
     except OSError:
         return []
+    events = []
+    for line in lines:
+        try:
+            events.append(json.loads(line))
+        except ValueError:  # a run killed mid-line leaves a last line cut short
+            continue
+    return events
 
 
 def suite_messages(document: Mapping[str, Any]) -> dict[str, list[Mapping[str, Any]]]:
@@ -156,7 +163,10 @@ def _row(case: Mapping[str, Any]) -> dict[str, Any]:
 
 def _script_json(value: Any) -> str:
     """JSON that is safe inside ``<script type="application/json">``: no ``</script>`` can end it."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+    encoded = json.dumps(value, separators=(",", ":"))  # ASCII: a lone surrogate in an answer travels as an escape
+    # Any <, > and & as JSON escapes: no text of a case (an id, an answer) can end the script
+    # element or open a comment in it, whatever it holds.
+    return encoded.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _per_second(stamps: Sequence[float]) -> list[tuple[float, float]]:

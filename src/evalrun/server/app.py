@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hmac
 import json
+import shutil
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -60,27 +62,31 @@ class _BodyLimit:
             await self._app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self._limit:
-            await _too_large(send, self._limit)
+        if declared is not None and declared.isdigit():
+            if int(declared) > self._limit:
+                await _too_large(send, self._limit)
+                return
+            await self._app(scope, receive, send)  # the server reads no more than it says
             return
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
+        if scope.get("method") not in ("POST", "PUT", "PATCH"):
+            await self._app(scope, receive, send)
+            return
+        # A body of unsaid length (chunked) is read here first, up to the limit, then replayed.
+        messages, size = [], 0
+        while True:
             message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self._limit:
-                raise _BodyTooLarge
-            return message
+            size += len(message.get("body", b""))
+            if size > self._limit:
+                await _too_large(send, self._limit)
+                return
+            messages.append(message)
+            if message.get("type") != "http.request" or not message.get("more_body"):
+                break
 
-        try:
-            await self._app(scope, counted, send)
-        except _BodyTooLarge:
-            await _too_large(send, self._limit)
+        async def replayed() -> Message:
+            return messages.pop(0) if messages else await receive()
 
-
-class _BodyTooLarge(Exception):
-    pass
+        await self._app(scope, replayed, send)
 
 
 async def _too_large(send: Any, limit: int) -> None:
@@ -92,8 +98,9 @@ async def _too_large(send: Any, limit: int) -> None:
 
 def create_app(config: ServerConfig) -> FastAPI:
     """The ASGI app; uvicorn serves it (``evalrun serve``), tests call it directly too."""
-    book = SessionBook()
     history = RunHistory(config.root / config.history_dir)
+    # The runs of a process that died read "interrupted" in the history at once, not at a restart.
+    book = SessionBook(on_runs_lost=lambda: threading.Thread(target=history.recover, daemon=True).start())
     families = MetricFamilies()
 
     @asynccontextmanager
@@ -123,6 +130,14 @@ def create_app(config: ServerConfig) -> FastAPI:
             raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
 
     @app.middleware("http")
+    async def loopback_names_only(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        """Without a token the server is for this machine: a request whose Host is another name is
+        a web page's, reaching loopback through a name that resolves there (DNS rebinding)."""
+        if config.token is None and _host_name(request.headers.get("host", "")) not in _LOOPBACK_NAMES:
+            return JSONResponse({"detail": "this server answers to 127.0.0.1 and localhost only"}, status_code=403)
+        return await call_next(request)
+
+    @app.middleware("http")
     async def remember_token(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = await call_next(request)
         given = request.query_params.get("token")
@@ -149,7 +164,9 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @api.post("/api/results/run-tests")
     async def run_tests(body: TestBody) -> dict[str, str]:
-        settings = settings_for_tests(body, config.root)
+        if book.testing:
+            raise HTTPException(409, "a test run is going: one at a time (they share the project's pytest state)")
+        settings = settings_for_tests(body, config.root, history.root)
         runner = TestRunner(settings)
         runner.subscribe(RunExporter(families))
         session = book.start_test(runner, body.model_dump(exclude_none=True))
@@ -238,10 +255,17 @@ def create_app(config: ServerConfig) -> FastAPI:
             )
             # Checked here, to answer 422 at once; the runs' process reads the suites again.
             await anyio.to_thread.run_sync(Runner(settings, run_id=run_id).prepare)
-        except SuiteError as exc:
-            raise suite_error(str(exc), inline) from None
-        except ConfigError as exc:
-            raise FieldError(("body",), str(exc)) from None
+        except (SuiteError, ConfigError, FieldError) as exc:
+            refused = (
+                suite_error(str(exc), inline)
+                if isinstance(exc, SuiteError)
+                else FieldError(("body",), str(exc))
+                if isinstance(exc, ConfigError)
+                else exc
+            )
+            if inline is not None:  # refused: the inline cases written for it go too
+                shutil.rmtree(folder, ignore_errors=True)
+            raise refused from None
         return book.start_eval(settings, run_id, session_id, request, [RunExporter(families)])
 
     def _session(session_id: str, kind: str) -> Session:
@@ -255,6 +279,14 @@ def create_app(config: ServerConfig) -> FastAPI:
             row = await anyio.to_thread.run_sync(history.get, run_id)
         except ValueError:
             row = None
+        session = book.by_run(run_id)
+        if row is None and session is not None:  # started a moment ago: its process has not recorded it yet
+            row = {"id": run_id, "kind": session.kind, "origin": "server", "state": session.state}
+            row |= {
+                "session_id": session.session_id,
+                "request": dict(session.request),
+                "started_at": session.started_at,
+            }
         if row is None:
             raise HTTPException(404, f"no run '{run_id}'")
         return row
@@ -264,6 +296,16 @@ def create_app(config: ServerConfig) -> FastAPI:
         return {**row, "progress": session.snapshot()} if session is not None else row
 
     return app
+
+
+_LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "testserver"})  # testserver: Starlette's test client
+
+
+def _host_name(host: str) -> str:
+    """``127.0.0.1:8000`` -> ``127.0.0.1``; ``[::1]:8000`` -> ``::1``."""
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 def _ended_run(results: Path) -> dict[str, Any]:

@@ -134,7 +134,7 @@ def _write_cases(cases: Sequence[Mapping[str, Any]], folder: Path) -> str:
     path = folder / "cases.jsonl"
     with open(path, "w", encoding="utf-8") as handle:
         for case in cases:
-            handle.write(json.dumps(case, ensure_ascii=False) + "\n")
+            handle.write(json.dumps(case) + "\n")  # ASCII: a lone surrogate travels as an escape
     return str(path)
 
 
@@ -146,16 +146,42 @@ def suite_error(text: str, inline: str | None) -> FieldError:
     return FieldError(("body", "suites"), text)
 
 
-def settings_for_tests(body: TestBody, root: Path) -> TestSettings:
-    """The test run's settings from ``body``: pytest runs in ``root``; path arguments stay under it."""
-    for i, arg in enumerate(body.pytest_args):
-        if not arg.startswith("-"):
-            safe_path(root, arg.split("::")[0], ("body", "pytest_args", i))
+#: pytest options a request may give: what selects and reports tests. Anything else is refused:
+#: ``--junitxml=/etc/...``, ``--rootdir``, ``-c``, ``-p`` and their like write files or load code
+#: where a request must not reach.
+_SAFE_FLAGS = frozenset({"-x", "--exitfirst", "-q", "--quiet", "-v", "--verbose", "-l", "--lf", "--ff", "--sw"})
+_SAFE_WITH_VALUE = frozenset({"-k", "-m", "--maxfail", "--tb", "-r", "--durations"})
+
+
+def _pytest_args(args: Sequence[str], root: Path) -> list[str]:
+    """``args`` checked: test paths under ``root``, and only options that select or report."""
+    checked, expecting_value = [], False
+    for i, arg in enumerate(args):
+        field = ("body", "pytest_args", i)
+        if expecting_value:
+            expecting_value = False
+        elif arg.startswith("-"):
+            name = arg.split("=", 1)[0]
+            if name in _SAFE_WITH_VALUE:
+                expecting_value = "=" not in arg and name == arg
+            elif name not in _SAFE_FLAGS:
+                allowed = ", ".join(sorted(_SAFE_FLAGS | _SAFE_WITH_VALUE))
+                raise FieldError(field, f"'{name}' is not an option a request may give (allowed: {allowed})")
+        else:
+            safe_path(root, arg.split("::")[0], field)
+        checked.append(arg)
+    return checked
+
+
+def settings_for_tests(body: TestBody, root: Path, history_dir: Path) -> TestSettings:
+    """The test run's settings from ``body``: pytest runs in ``root``; path arguments stay under it,
+    and only options that select or report tests are taken."""
     flags: dict[str, Any] = {
-        "pytest_args": tuple(body.pytest_args),
+        "pytest_args": tuple(_pytest_args(body.pytest_args, root)),
         "timeout": body.timeout,
         "parallel": body.parallel,
         "workdir": str(root),
+        "history_dir": str(history_dir),
         "progress": "none",
     }
     try:

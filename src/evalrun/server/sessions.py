@@ -82,6 +82,7 @@ class Session:
     observers: list[Observer] = field(default_factory=list)  # what sees its events in this process
     _encoded: bytes = b""
     _encoded_for: tuple[int, bool, str | None] | None = None
+    _version: int = 0
     _loop: asyncio.AbstractEventLoop | None = None
     _loop_thread: int = 0
     _clock_offset: float = field(default_factory=lambda: time.time() - time.monotonic())
@@ -103,10 +104,15 @@ class Session:
             view.update(self.finished)
         return view
 
+    def update(self, progress: ProgressDict) -> None:
+        """A new progress dict (one assignment and a count: safe from pytest's worker thread too)."""
+        self.progress = progress
+        self._version += 1
+
     def snapshot_json(self) -> bytes:
         """``snapshot()`` encoded, once per new progress dict: twenty clients polling ten times a
         second cost one encoding per progress step, not two hundred a second."""
-        key = (id(self.progress), self.finished is not None, self.error)
+        key = (self._version, self.finished is not None, self.error)
         if key != self._encoded_for:
             self._encoded, self._encoded_for = json.dumps(self.snapshot()).encode(), key
         return self._encoded
@@ -174,7 +180,9 @@ class Session:
 class SessionBook:
     """Every session of this server, by session id and run id, and the call limits of each provider."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_runs_lost: Callable[[], None] = lambda: None) -> None:
+        """``on_runs_lost`` is called (on the loop) when the runs' process died under its runs."""
+        self._on_runs_lost = on_runs_lost
         self._sessions: dict[str, Session] = {}
         self._by_run: dict[str, Session] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -194,6 +202,11 @@ class SessionBook:
     def active(self) -> int:
         return sum(not session.done for session in self._sessions.values())
 
+    @property
+    def testing(self) -> bool:
+        """Whether a test run is going (they share the project's pytest state folder: one at a time)."""
+        return any(session.kind == "test" and not session.done for session in self._sessions.values())
+
     def start_eval(
         self,
         settings: Settings,
@@ -205,14 +218,15 @@ class SessionBook:
         """Start a run of ``settings`` (checked already) in the runs' process; its session at once.
         ``observers`` see its events here, as the worker sends them."""
         worker = self._started_worker()
+        worker.send(("start", run_id, settings, session_id, dict(request)))  # a dead pipe raises: no session
         session = self._open("eval", run_id, request, lambda: worker.send(("cancel", run_id)), session_id)
         session.observers = [session.observe, *observers]
-        worker.send(("start", run_id, settings, session_id, dict(request)))
         return session
 
     def _started_worker(self) -> RunsWorker:
-        """The runs' process, started now if it was not yet (a new interpreter: about a second)."""
-        if self._worker is None:
+        """The runs' process, started now if it was not yet, or if it died (a new interpreter:
+        about a second)."""
+        if self._worker is None or not self._worker.alive:
             self._worker = RunsWorker(self._heard, asyncio.get_running_loop())
         return self._worker
 
@@ -223,6 +237,13 @@ class SessionBook:
     def _heard(self, message: tuple[Any, ...]) -> None:
         """What the runs' process said of a run (on the loop)."""
         kind, run_id, payload = message
+        if kind == "died":
+            for lost in self._sessions.values():
+                if lost.kind == "eval" and not lost.done:
+                    lost.error = "the process running it died; the run may be resumed (POST /api/runs/{id}/resume)"
+                    lost.ended()
+            self._on_runs_lost()
+            return
         session = self._by_run.get(run_id)
         if session is None:
             return
@@ -231,7 +252,7 @@ class SessionBook:
                 for observer in session.observers:
                     observer(event)
         elif kind == "progress":
-            session.progress = payload
+            session.update(payload)
         elif kind == "finished":
             session.finished = payload
             session.ended()
@@ -307,6 +328,6 @@ def _keeper(session: Session) -> Callable[[ProgressDict], None]:
     worker thread too)."""
 
     def keep(progress: ProgressDict) -> None:
-        session.progress = progress
+        session.update(progress)
 
     return keep

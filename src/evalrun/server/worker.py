@@ -56,6 +56,7 @@ class RunsWorker:
         child.close()
         self._sending = threading.Lock()
         self._on_message, self._loop = on_message, loop
+        self.alive, self._closing = True, False
         self._reader = threading.Thread(target=self._read, name="evalrun-runs-reader", daemon=True)
         self._reader.start()
 
@@ -68,11 +69,15 @@ class RunsWorker:
             try:
                 message = self._pipe.recv()
             except (EOFError, OSError):
-                return
+                break
             self._loop.call_soon_threadsafe(self._on_message, message)
+        self.alive = False
+        if not self._closing:  # the process died under its runs: their sessions must say so
+            self._loop.call_soon_threadsafe(self._on_message, ("died", "", None))
 
     def close(self, timeout: float = 30) -> None:
         """Stop every run (each ends ``interrupted``, its reports written) and the process."""
+        self._closing = True
         try:
             self.send(("stop",))
         except (BrokenPipeError, OSError):
@@ -96,14 +101,11 @@ def serve_runs(pipe: Connection) -> None:
 async def _serve(pipe: Connection) -> None:
     import anyio
 
-    from ..client import CallLimits
-    from ..runner import call_policy
-
     loop = asyncio.get_running_loop()
     commands: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
     sending = threading.Lock()
     runners: dict[str, Any] = {}
-    limits: dict[str, CallLimits] = {}
+    limits = _Limits()
 
     def send(message: tuple[Any, ...]) -> None:
         with sending:
@@ -120,19 +122,16 @@ async def _serve(pipe: Connection) -> None:
             loop.remove_reader(pipe.fileno())
             commands.put_nowait(("stop",))
 
-    def shared(settings: Any) -> CallLimits:
-        key = f"{settings.provider}|{settings.profile().base_url}"
-        if key not in limits:
-            limits[key] = CallLimits(call_policy(settings))
-        return limits[key]
-
     loop.add_reader(pipe.fileno(), readable)
     async with anyio.create_task_group() as runs:
         while True:
             command = await commands.get()
             if command[0] == "start":
                 _, run_id, settings, session_id, request = command
-                runs.start_soon(_run, run_id, settings, session_id, request, shared(settings), runners, send)
+                # Made and listed now, not when its task first runs: a cancel right behind the
+                # start finds it (and it starts stopped).
+                runner = runners[run_id] = _runner(run_id, settings, session_id, request)
+                runs.start_soon(_run, runner, limits, runners, send)
             elif command[0] == "cancel" and command[1] in runners:
                 runners[command[1]].cancel()
             elif command[0] == "stop":
@@ -141,22 +140,55 @@ async def _serve(pipe: Connection) -> None:
                 break
 
 
-async def _run(
-    run_id: str,
-    settings: Any,
-    session_id: str,
-    request: Mapping[str, Any],
-    limits: Any,
-    runners: dict[str, Any],
-    send: Callable[[tuple[Any, ...]], None],
-) -> None:
-    import anyio
+class _Limits:
+    """Each provider's call limits, made by the first of its runs going and dropped with the last:
+    runs at once share one set, and a later run is not held to a finished run's concurrency."""
 
+    def __init__(self) -> None:
+        self._sets: dict[str, Any] = {}
+        self._users: dict[str, int] = {}
+
+    @staticmethod
+    def _key(settings: Any) -> str:
+        return f"{settings.provider}|{settings.profile().base_url}"
+
+    def take(self, settings: Any) -> Any:
+        """The limits ``settings``' run shares, or None with a Redis URL: the key's budget is
+        shared in Redis then, by every runner, this server's own included."""
+        from ..client import CallLimits
+        from ..runner import call_policy
+
+        if settings.cache_url:
+            return None
+        key = self._key(settings)
+        if key not in self._sets:
+            self._sets[key] = CallLimits(call_policy(settings))
+        self._users[key] = self._users.get(key, 0) + 1
+        return self._sets[key]
+
+    def give_back(self, settings: Any) -> None:
+        if settings.cache_url:
+            return
+        key = self._key(settings)
+        if key in self._users:
+            self._users[key] -= 1
+            if not self._users[key]:
+                del self._users[key], self._sets[key]
+
+
+def _runner(run_id: str, settings: Any, session_id: str, request: Mapping[str, Any]) -> Any:
     from ..runner import Runner
 
-    runner = Runner(settings, run_id=run_id, origin="server", session_id=session_id, request=request)
-    runner.use_limits(limits)
-    runners[run_id] = runner
+    return Runner(settings, run_id=run_id, origin="server", session_id=session_id, request=request)
+
+
+async def _run(runner: Any, limits: _Limits, runners: dict[str, Any], send: Callable[[tuple[Any, ...]], None]) -> None:
+    import anyio
+
+    run_id = runner.run_id
+    shared = limits.take(runner.settings)
+    if shared is not None:
+        runner.use_limits(shared)
     batch: list[Any] = []
 
     def flush() -> None:
@@ -190,4 +222,5 @@ async def _run(
             result.close()
         finally:
             runners.pop(run_id, None)
+            limits.give_back(runner.settings)
             group.cancel_scope.cancel()
