@@ -123,6 +123,11 @@ def test_a_token_guards_every_endpoint_but_healthz(tmp_path: Path, sim: SimProce
             assert client.get(path).status_code == 401
             assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert client.get("/api/runs", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert client.get("/?token=wrong").status_code == 401
+        opened = client.get("/?token=s3cret")  # the dashboard opened once with its token...
+        assert opened.status_code == 200 and "evalrun_token" in opened.headers["set-cookie"]
+        assert client.get("/api/runs").status_code == 200  # ...a cookie carries it from then on
+        assert client.get("/api/runs", headers={"host": "evil.example"}).status_code == 200  # a token: any name
 
 
 def test_cancel_stops_a_run_and_keeps_what_finished(tmp_path: Path, sim: SimProcess) -> None:

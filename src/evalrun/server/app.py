@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import anyio
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
@@ -89,11 +90,51 @@ class _BodyLimit:
         await self._app(scope, replayed, send)
 
 
-async def _too_large(send: Any, limit: int) -> None:
-    body = json.dumps({"detail": f"request body over {limit} bytes"}).encode()
+class _Guard:
+    """What every request passes first (plain ASGI: Starlette's ``BaseHTTPMiddleware`` costs a
+    poll a task and a copy of its body).
+
+    Without a token the server is for this machine: a request whose Host is another name is a web
+    page's, reaching loopback through a name that resolves there (DNS rebinding), and is refused.
+    With one, a page opened as ``?token=T`` leaves a cookie that carries it from then on."""
+
+    def __init__(self, app: ASGIApp, token: str | None) -> None:
+        self._app, self._token = app, token
+
+    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Any) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        if self._token is None:
+            if _host_name(headers.get(b"host", b"").decode("latin-1")) not in _LOOPBACK_NAMES:
+                await _refuse(send, 403, "this server answers to 127.0.0.1 and localhost only")
+                return
+            await self._app(scope, receive, send)
+            return
+        given = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"))).get("token", "")
+        if not given or not hmac.compare_digest(given.encode(), self._token.encode()):
+            await self._app(scope, receive, send)
+            return
+        cookie = f"{TOKEN_COOKIE}={given}; HttpOnly; Path=/; SameSite=strict".encode("latin-1")
+
+        async def with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"set-cookie", cookie)]
+            await send(message)
+
+        await self._app(scope, receive, with_cookie)
+
+
+async def _refuse(send: Any, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _too_large(send: Any, limit: int) -> None:
+    await _refuse(send, 413, f"request body over {limit} bytes")
 
 
 def create_app(config: ServerConfig) -> FastAPI:
@@ -112,6 +153,7 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     app = FastAPI(title="evalrun", version=_version(), lifespan=lifespan)
     app.add_middleware(_BodyLimit, limit=config.max_body_bytes)
+    app.add_middleware(_Guard, token=config.token)
 
     @app.exception_handler(FieldError)
     async def refused(request: Request, exc: FieldError) -> JSONResponse:
@@ -128,22 +170,6 @@ def create_app(config: ServerConfig) -> FastAPI:
             given = request.cookies.get(TOKEN_COOKIE) or request.query_params.get("token") or ""
         if not hmac.compare_digest(given.encode(), config.token.encode()):
             raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
-
-    @app.middleware("http")
-    async def loopback_names_only(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        """Without a token the server is for this machine: a request whose Host is another name is
-        a web page's, reaching loopback through a name that resolves there (DNS rebinding)."""
-        if config.token is None and _host_name(request.headers.get("host", "")) not in _LOOPBACK_NAMES:
-            return JSONResponse({"detail": "this server answers to 127.0.0.1 and localhost only"}, status_code=403)
-        return await call_next(request)
-
-    @app.middleware("http")
-    async def remember_token(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        given = request.query_params.get("token")
-        if config.token is not None and given and hmac.compare_digest(given.encode(), config.token.encode()):
-            response.set_cookie(TOKEN_COOKIE, given, httponly=True, samesite="strict")
-        return response
 
     api = APIRouter(dependencies=[Depends(authorized)])
 
