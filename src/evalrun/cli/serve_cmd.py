@@ -11,14 +11,9 @@ from ._common import fail
 
 
 def _loopback(host: str) -> bool:
-    import ipaddress
+    from ..providers.base import is_loopback
 
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(f"http://[{host}]/" if ":" in host else f"http://{host}/")
 
 
 def serve_command(

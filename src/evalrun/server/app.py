@@ -28,7 +28,7 @@ from ..runner import Runner, new_run_id
 from ..testrun.runner import TestRunner
 from .bodies import EvalBody, FieldError, TestBody, settings_for_eval, settings_for_tests, suite_error
 from .pages import add_pages
-from .sessions import Session, SessionBook, new_session_id
+from .sessions import Session, SessionBook, known_run, new_session_id
 
 __all__ = ["ServerConfig", "create_app"]
 
@@ -301,18 +301,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         return session
 
     async def _row(run_id: str) -> dict[str, Any]:
-        try:
-            row = await anyio.to_thread.run_sync(history.get, run_id)
-        except ValueError:
-            row = None
-        session = book.by_run(run_id)
-        if row is None and session is not None:  # started a moment ago: its process has not recorded it yet
-            row = {"id": run_id, "kind": session.kind, "origin": "server", "state": session.state}
-            row |= {
-                "session_id": session.session_id,
-                "request": dict(session.request),
-                "started_at": session.started_at,
-            }
+        row = await known_run(history, book, run_id)
         if row is None:
             raise HTTPException(404, f"no run '{run_id}'")
         return row

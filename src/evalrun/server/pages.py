@@ -21,7 +21,7 @@ from ..errors import ConfigError
 from ..history import RunHistory
 from ..pages.render import chart_events, render_page, run_view, sparkline_svg, suite_messages
 from ..settings import load_settings
-from .sessions import SessionBook
+from .sessions import SessionBook, known_run
 
 __all__ = ["add_pages"]
 
@@ -101,14 +101,8 @@ def add_pages(
 
     @pages.get("/runs/{run_id}", response_class=HTMLResponse)
     async def run(run_id: str) -> HTMLResponse:
-        try:
-            row = await anyio.to_thread.run_sync(history.get, run_id)
-        except ValueError:
-            row = None
+        row = await known_run(history, book, run_id)
         session = book.by_run(run_id)
-        if row is None and session is not None:  # started a moment ago: its process has not recorded it yet
-            row = {"id": run_id, "kind": session.kind, "origin": "server", "state": session.state}
-            row |= {"provider": session.request.get("provider", ""), "models": [], "started_at": session.started_at}
         if row is None:
             raise HTTPException(404, f"no run '{run_id}'")
         live = session.snapshot() if session is not None and not session.done else None

@@ -33,12 +33,13 @@ from ..events import (
     TestStarted,
     Tick,
 )
+from ..history import RunHistory
 from ..schema import ProgressDict, RunState
 from ..settings import Settings
 from ..testrun.runner import TestResult, TestRunner
 from .worker import RunsWorker
 
-__all__ = ["Session", "SessionBook", "metricas", "new_session_id"]
+__all__ = ["Session", "SessionBook", "known_run", "metricas", "new_session_id"]
 
 _FOLLOWER_BACKLOG = 10_000  # events held for one slow follower before it misses some
 _TOLD_KEPT = 1_000  # events of a run's course (not of its tasks) kept for followers who join late
@@ -331,3 +332,18 @@ def _keeper(session: Session) -> Callable[[ProgressDict], None]:
         session.update(progress)
 
     return keep
+
+
+async def known_run(history: RunHistory, book: SessionBook, run_id: str) -> dict[str, Any] | None:
+    """A run's history row; for one started a moment ago, which its process has not recorded yet,
+    what its session knows; None for a run neither knows (or an id that cannot be one)."""
+    try:
+        row = await anyio.to_thread.run_sync(history.get, run_id)
+    except ValueError:
+        return None
+    session = book.by_run(run_id)
+    if row is None and session is not None:
+        row = {"id": run_id, "kind": session.kind, "origin": "server", "state": session.state}
+        row |= {"session_id": session.session_id, "request": dict(session.request), "started_at": session.started_at}
+        row |= {"provider": session.request.get("provider", ""), "models": []}
+    return row
