@@ -79,7 +79,8 @@ class _RawClient:
     def get(self, path: str) -> bytes:
         if self._socket is None:
             self._socket = socket.create_connection(self._address)
-        self._socket.sendall(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+        host = f"{self._address[0]}:{self._address[1]}"  # a loopback Host: the server answers no other name
+        self._socket.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
         received = b""
         while b"\r\n\r\n" not in received:
             received += self._socket.recv(65536)
