@@ -97,6 +97,7 @@ def test_a_run_started_from_the_form_is_watched_live_opened_filtered_and_compare
     page.wait_for_function(
         "() => { const p = document.querySelector('.live progress'); return p && p.value > 0 && p.value < 100; }"
     )
+    assert page.inner_text("h1 .state") == page.inner_text(".live [data-f=status]")  # one state, said once
     _shot(page, "live-run")
     page.wait_for_function("() => { const p = document.querySelector('.live progress'); return p && p.value >= 100; }")
     assert page.inner_text(".live [data-f=status]") in ("completed", "running")  # the summary's, or the last step's

@@ -7,8 +7,8 @@
     function show(p) {
       ["progress_percentage", "completed", "total", "cases_per_second", "eta_formatted", "in_flight",
        "concurrency_limit", "cache_hits", "retries", "rate_limited", "errors", "top_error", "message"].forEach(function (k) { set(k, p[k]); });
-      var state = box.querySelector('[data-f="status"]');
-      state.textContent = p.status; state.className = "state " + String(p.status).replace(" ", "-");
+      var badges = [box.querySelector('[data-f="status"]')].concat(Array.from(document.querySelectorAll('[data-run-state="' + run + '"]')));
+      badges.forEach(function (state) { state.textContent = p.status; state.className = "state " + String(p.status).replace(" ", "-"); });
       box.querySelector("progress").value = p.progress_percentage;
     }
     function category(result) {
