@@ -18,6 +18,7 @@ from typing import Any
 from .errors import ConfigError
 from .metrics import LatencyHistogram
 from .schema import SCHEMA_VERSION, RunState, Status
+from .verdict import eval_exit_code, exit_reason, final_state
 
 __all__ = ["merge_results"]
 
@@ -135,24 +136,18 @@ def _ending(
     """The merged run's state, exit code and reason, as one run with these figures would have
     had them: a shard that stopped (interrupted, timed out, refused) stops the whole; otherwise
     the merged counts are held to the run's thresholds."""
-    from .exitcodes import ExitCode
-    from .runner import eval_exit_code, exit_reason
-    from .settings import Settings
-
-    limits = Settings(min_pass_rate=settings.get("min_pass_rate", 1.0), max_errors=settings.get("max_errors", 0))
-    stopped = [run for run in runs if run.get("state", RunState.COMPLETED) not in (RunState.COMPLETED, RunState.ERROR)]
-    refused = [
+    min_pass_rate, max_errors = settings.get("min_pass_rate", 1.0), settings.get("max_errors", 0)
+    ended = [run for run in runs if run.get("state", RunState.COMPLETED) not in (RunState.COMPLETED, RunState.ERROR)]
+    ended += [
         run
         for run in runs
         if run.get("state") == RunState.ERROR and "more than --max-errors" not in run.get("exit_reason", "")
     ]
-    ended = stopped or refused
     state = RunState(ended[0]["state"]) if ended else RunState.COMPLETED
     message = _without_code(ended[0].get("exit_reason", "")) if ended else ""
-    code = eval_exit_code(state, summary["errors"], summary["pass_rate"], limits.min_pass_rate, limits.max_errors)
-    if code == ExitCode.PROVIDER_ERRORS and state == RunState.COMPLETED:
-        state = RunState.ERROR
-    return state, int(code), exit_reason(code, summary, message, limits)  # type: ignore[arg-type]
+    code = eval_exit_code(state, summary["errors"], summary["pass_rate"], min_pass_rate, max_errors)
+    state, message = final_state(state, message, code, summary["errors"], max_errors)
+    return state, int(code), exit_reason(code, summary, message, min_pass_rate, max_errors)
 
 
 def _without_code(reason: str) -> str:

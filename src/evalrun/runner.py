@@ -45,6 +45,7 @@ from .schema import RunInfo, RunKind, RunState, Summary
 from .scoring import AssertionScorer, Scorer
 from .settings import ConfigError, Settings, load_settings, public_url, shard_numbers
 from .suite import SuitePlan, plan_suites
+from .verdict import eval_exit_code, exit_reason, final_state
 from .watch import Watched
 
 if TYPE_CHECKING:
@@ -366,10 +367,10 @@ class Runner(Watched):
                 code = ExitCode.OK
             if code == ExitCode.INTERRUPTED and context.stop is not None and context.stop.signum is not None:
                 code = exit_code_of_signal(context.stop.signum)
-            state, message = _final_state(outcome, code, overall.errors, settings.max_errors)
+            state, message = final_state(outcome.state, outcome.message, code, overall.errors, settings.max_errors)
             emit(RunFinished(state, message, int(code), at=outcome.ended_at))
         summary = metrics.summary()
-        reason = exit_reason(code, summary, message, settings)
+        reason = exit_reason(code, summary, message, settings.min_pass_rate, settings.max_errors)
         run: RunInfo = {
             "id": run_id,
             "provider": settings.provider,
@@ -419,49 +420,6 @@ class Runner(Watched):
 
         await anyio.to_thread.run_sync(write_outputs)
         return RunResult(run, summary, state, code, metrics, spool, run["exit_reason"])
-
-
-def eval_exit_code(state: RunState, errors: int, pass_rate: float, min_pass_rate: float, max_errors: int) -> ExitCode:
-    """The code an eval run exits with; an interrupted or timed-out run says so first, and one the
-    provider stopped (a refused key, a server out of reach) is a provider error whatever the count."""
-    if state == RunState.INTERRUPTED:
-        return ExitCode.INTERRUPTED
-    if state == RunState.TIMEOUT:
-        return ExitCode.TIMEOUT
-    if errors > max_errors or state == RunState.ERROR:
-        return ExitCode.PROVIDER_ERRORS
-    if pass_rate < min_pass_rate - 1e-12:
-        return ExitCode.BELOW_THRESHOLD
-    return ExitCode.OK
-
-
-def _final_state(outcome: Outcome, code: ExitCode, errors: int, max_errors: int) -> tuple[RunState, str]:
-    """How the run ended, in the words of its exit code: a run that went to its end with more
-    errors than allowed ended in ``error`` (exit 3), not ``completed``."""
-    if code == ExitCode.PROVIDER_ERRORS and outcome.state == RunState.COMPLETED:
-        return RunState.ERROR, f"{counted(errors, 'error')}, more than --max-errors {max_errors}"
-    return outcome.state, outcome.message
-
-
-def exit_reason(code: ExitCode, summary: Summary, message: str, settings: Settings) -> str:
-    """Why a run exits with ``code``, in one line: the figure and the threshold it was held to."""
-    rate, errors, not_run = summary["pass_rate"], summary["errors"], summary["not_run"]
-    ran = summary["total"] - not_run
-    left = f"; {counted(not_run, 'task')} not run" if not_run else ""
-    if code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED, ExitCode.TIMEOUT):
-        return f"exit {int(code)}: {message or 'stopped'}{left}"
-    if code == ExitCode.PROVIDER_ERRORS:
-        why = message or f"{counted(errors, 'error')}, more than --max-errors {settings.max_errors}"
-        return f"exit 3: {why}{left}"
-    if not summary["total"]:
-        return "exit 0: no case to run (an empty shard)"
-    over = f"the {counted(ran, 'case')} that ran" if not_run else f"all {counted(ran, 'case')}"
-    if code == ExitCode.BELOW_THRESHOLD:
-        return f"exit 1: pass rate {rate:.1%} of {over} is below --min-pass-rate {settings.min_pass_rate:.1%}"
-    return (
-        f"exit 0: pass rate {rate:.1%} of {over} meets --min-pass-rate {settings.min_pass_rate:.1%}, "
-        f"{counted(errors, 'error')} (--max-errors {settings.max_errors})"
-    )
 
 
 def _tripped(trip: Trip, settings: Settings) -> str:
