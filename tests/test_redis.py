@@ -216,3 +216,23 @@ def test_two_runners_on_one_key_stay_under_its_budget_together(
     served = sim.stats()
     assert served["requests"] == 120 and served["by_status"].get("429", 0) == 0
     assert served["busiest"]["1s"] <= 51  # 50 a second, and the one a fresh bucket starts with
+
+
+def test_answers_dropped_while_redis_is_away_are_said_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import anyio
+
+    from evalrun.cache import redis_store
+    from evalrun.cache.store import StoredAnswer
+    from evalrun.providers.base import ChatResponse
+
+    monkeypatch.setattr(redis_store, "_HELD_MAX", 3)
+    told: list[str] = []
+    store = redis_store.RedisStore(f"redis://127.0.0.1:{_free_port()}/0", warn=told.append)
+    answer = StoredAnswer({"v": 1}, ChatResponse("4", 1, 1, 1.0), "c", 0.0)
+
+    async def keep_many() -> None:
+        for n in range(5):
+            await store.put_many([(f"k{n}a", answer), (f"k{n}b", answer)], None)
+
+    anyio.run(keep_many)
+    assert [m for m in told if "unreachable" in m] and len([m for m in told if "over 3 answers waiting" in m]) == 1

@@ -32,6 +32,7 @@ from .engine import Engine, EngineOptions, Outcome
 from .events import Event, Observer, RunFinished, RunStarted, RunWarning, StateChanged, Tick
 from .exitcodes import ExitCode
 from .interrupts import exit_code_of_signal
+from .locations import public_url
 from .logs import logger
 from .metrics import RunMetrics
 from .plan import case_selector, tasks
@@ -43,7 +44,7 @@ from .reports import CaseSpool, write_reports
 from .reports.files import atomic_write
 from .schema import RunInfo, RunKind, RunState, Summary
 from .scoring import AssertionScorer, Scorer
-from .settings import ConfigError, Settings, load_settings, public_url, shard_numbers
+from .settings import ConfigError, Settings, load_settings, shard_numbers
 from .suite import SuitePlan, plan_suites
 from .verdict import eval_exit_code, exit_reason, final_state
 from .watch import Watched

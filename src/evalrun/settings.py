@@ -21,10 +21,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import Field, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from .assertions import IMPLIABLE
 from .errors import ConfigError
+from .locations import is_redis_url, public_url
 from .providers.profiles import BUILTIN_PROFILES, ProviderProfile
 from .providers.registry import KINDS, check_profile, own_profile_keys
 
@@ -102,31 +103,13 @@ def _cache_url(value: object) -> str | None:
     url = _text(value)
     if not url:
         return None
-    if not url.startswith(("redis://", "rediss://", "unix://")):
+    if not is_redis_url(url):
         raise ValueError("expected a redis://, rediss:// or unix:// URL")
     try:
         urlsplit(url).port  # noqa: B018 - a port that is not a number is refused here, not at the first call
     except ValueError as exc:
         raise ValueError(f"not a usable URL ({exc}): {public_url(url)}") from None
     return url
-
-
-def public_url(url: str) -> str:
-    """A URL as messages and results may show it: its password, in the address or in the query
-    (``?password=``), replaced by ``***``."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        credentials, _, host = netloc.rpartition("@")
-        user = credentials.split(":", 1)[0] if ":" in credentials else ""
-        netloc = f"{user}:***@{host}" if ":" in credentials else f"***@{host}"
-    query = "&".join(
-        f"{name}=***" if name.lower() == "password" else pair
-        for pair in parts.query.split("&")
-        if pair
-        for name in [pair.split("=", 1)[0]]
-    )
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def _words(value: object) -> tuple[str, ...]:

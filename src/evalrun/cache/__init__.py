@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .._lazy import lazy_exports
+from ..locations import is_redis_url
 from .key import KEY_VERSION, cache_key, key_record, task_key
 from .responses import ResponseCache, explain
 from .store import CacheStore, CacheUnavailable, StoredAnswer, StoreStats
@@ -41,7 +42,7 @@ def open_store(location: str, warn: Callable[[str], None] | None = None) -> Cach
     Any failure to open a usable store is ``CacheUnavailable``, so that a run can go on without it."""
     from .disk import DiskStore
 
-    if location.startswith(("redis://", "rediss://", "unix://")):
+    if is_redis_url(location):
         from .redis_store import RedisStore
 
         return RedisStore(location, warn or (lambda message: None))

@@ -22,23 +22,18 @@ from typing import Any
 import redis.asyncio as aioredis
 import redis.exceptions
 
+from ..locations import public_url
 from ..providers.base import ChatResponse
-from ..settings import public_url
 from .key import KEY_VERSION
 from .store import CacheUnavailable, StoredAnswer, StoreStats, one_line
 
-__all__ = ["RedisStore", "is_redis_url", "ping_now", "public_url"]
+__all__ = ["RedisStore", "ping_now"]
 
-_SCHEMES = ("redis://", "rediss://", "unix://")
 _HELD_MAX = 50_000  # answers kept in memory while Redis is away; beyond, the oldest are not cached
 _RETRY_EVERY = 1.0  # seconds between attempts to reach a Redis that went away
 #: A round trip longer than this is a Redis that hangs: a run must not wait on it call after call.
 _TIMEOUT = 0.5
 _SCAN_BATCH = 500
-
-
-def is_redis_url(location: str) -> bool:
-    return location.startswith(_SCHEMES)
 
 
 def ping_now(url: str) -> str | None:
@@ -82,6 +77,7 @@ class RedisStore:
         self._away_since: float | None = None
         self._next_try = 0.0
         self._held: list[tuple[str, bytes, float | None]] = []
+        self._dropping = False  # whether answers waiting have been dropped since Redis went away
 
     # -- reaching it ---------------------------------------------------------------------------
 
@@ -122,7 +118,7 @@ class RedisStore:
         except BaseException:
             self._held = held + self._held
             raise
-        away, self._away_since = time.monotonic() - self._away_since, None
+        away, self._away_since, self._dropping = time.monotonic() - self._away_since, None, False
         self._warn(f"cache {self.where}: back after {away:.1f} s; {len(held):,} waiting answers written")
 
     # -- the protocol --------------------------------------------------------------------------
@@ -154,7 +150,8 @@ class RedisStore:
 
     def _hold(self, batch: list[tuple[str, bytes, float | None]]) -> None:
         held = self._held + batch
-        if len(held) > _HELD_MAX and len(self._held) <= _HELD_MAX:
+        if len(held) > _HELD_MAX and not self._dropping:
+            self._dropping = True  # said once: it goes on until Redis is back
             self._warn(f"cache {self.where}: over {_HELD_MAX:,} answers waiting; the oldest will not be cached")
         self._held = held[-_HELD_MAX:]
 

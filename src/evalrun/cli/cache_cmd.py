@@ -33,7 +33,7 @@ def _where(settings: Settings) -> str:
 
     location = cache_location(settings)
     if settings.cache_url:
-        from ..cache.redis_store import public_url
+        from ..locations import public_url
 
         return public_url(location)
     return location

@@ -83,7 +83,7 @@ class SharedBudget:
     URL and the API key (never the key itself)."""
 
     def __init__(self, url: str, base_url: str, secret: str | None, warn: Callable[[str], None]) -> None:
-        from ..cache.redis_store import public_url
+        from ..locations import public_url
 
         self.where = public_url(url)
         identity = hashlib.sha256(f"{base_url}\n{secret or ''}".encode()).hexdigest()[:20]
