@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,13 @@ def _until_done(client: TestClient | httpx.Client, path: str, timeout: float = 3
             return progress
         time.sleep(0.05)
     raise AssertionError(f"{path} did not finish in {timeout} s")
+
+
+def _until(condition: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not come true in time"
+        time.sleep(0.02)
 
 
 def test_the_original_evaluation_endpoints_keep_their_shapes(tmp_path: Path, sim: SimProcess) -> None:
@@ -135,7 +142,7 @@ def test_cancel_stops_a_run_and_keeps_what_finished(tmp_path: Path, sim: SimProc
     with _app(tmp_path, sim) as client:
         body = {"provider": "local", "cases": arithmetic_cases(200), "concurrency": 2}
         started = client.post("/api/results/run-evaluations", json=body).json()
-        time.sleep(0.5)
+        _until(lambda: client.get(started["progress_endpoint"]).json()["completed"] >= 4)  # a slow machine's start
         assert client.post(f"/api/runs/{started['run_id']}/cancel").status_code == 200
         done = _until_done(client, started["progress_endpoint"])
         assert done["status"] == "interrupted" and done["exit_code"] == 130
@@ -227,10 +234,7 @@ def test_a_run_cut_by_a_killed_server_is_interrupted_after_a_restart_and_resumes
     sim.control(latency_ms=100)
     body = {"provider": "local", "cases": arithmetic_cases(60), "concurrency": 2}
     started = serving.client.post("/api/results/run-evaluations", json=body).json()
-    deadline = time.monotonic() + 20
-    while serving.client.get(started["progress_endpoint"]).json()["completed"] < 6:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    _until(lambda: serving.client.get(started["progress_endpoint"]).json()["completed"] >= 6)
     serving.stop(signal.SIGKILL)
     restarted = Server(tmp_path)
     try:

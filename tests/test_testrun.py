@@ -273,7 +273,10 @@ def test_plugin_restores_an_ignored_sigint(tmp_path: Path) -> None:
 def test_ctrl_c_interrupts_cleanly_with_exit_130_and_events(tmp_path: Path) -> None:
     root = project(
         tmp_path,
-        **{"test_hang.py": "import time\n\ndef test_ok():\n    pass\n\ndef test_hangs():\n    time.sleep(600)\n"},
+        **{
+            "test_hang.py": "import pathlib, time\n\ndef test_ok():\n    pass\n\n"
+            "def test_hangs():\n    pathlib.Path('hanging').touch()\n    time.sleep(600)\n"
+        },
     )
     process = subprocess.Popen(
         [sys.executable, "-m", "evalrun", "test", "--output", "r.json", "--events", "events.jsonl"],
@@ -283,11 +286,10 @@ def test_ctrl_c_interrupts_cleanly_with_exit_130_and_events(tmp_path: Path) -> N
         text=True,
         stdin=subprocess.DEVNULL,
     )
-    assert process.stderr is not None
-    for line in process.stderr:
-        if "tests collected" in line:
-            break
-    time.sleep(0.5)
+    deadline = time.monotonic() + 30
+    while not (root / "hanging").exists():  # the hanging test has begun: the interrupt finds it in flight
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.02)
     process.send_signal(signal.SIGINT)
     process.communicate(timeout=20)
     assert process.returncode == 130
