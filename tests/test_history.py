@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from evalrun.cli import runs_cmd
-from evalrun.history import DEFAULT_ROOT, RUNNING_STATES, HistoryUnavailable, RunHistory
+from evalrun.history import RUNNING_STATES, HistoryUnavailable, RunHistory
 
 SUMMARY = {
     "total": 4,
@@ -390,7 +390,6 @@ def test_runs_with_nothing_recorded_says_so(tmp_path: Path) -> None:
     result = _runs("--history-dir", str(tmp_path / "none"))
     assert result.exit_code == 0
     assert result.stdout.strip() == f"no runs recorded under {tmp_path / 'none'}"
-    assert runs_cmd.DEFAULT_HISTORY_DIR == DEFAULT_ROOT
 
 
 def test_runs_show_prints_the_row_as_json(tmp_path: Path) -> None:

@@ -189,7 +189,8 @@ def test_the_shared_bucket_lends_each_call_its_turn_on_redis_clock(redis_server:
 
     spaced = anyio.run(waits)
     assert spaced[0] == 0.0 and all(later > earlier for earlier, later in itertools.pairwise(spaced))
-    assert abs(spaced[-1] - 1.8) < 0.1  # the tenth call, 9 tokens of debt at 5 a second, waits 1.8 s
+    # The tenth call, 9 tokens of debt at 5 a second, waits 1.8 s less the time the ten calls took.
+    assert 1.4 < spaced[-1] <= 1.8
     keys = redis.Redis(port=redis_server.port, decode_responses=True).keys("*")
     assert keys and all("sk-secret" not in str(key) for key in keys)  # named by a hash, never the key
 

@@ -28,9 +28,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_ROOT", "RUNNING_STATES", "HistoryUnavailable", "RunHistory"]
+__all__ = ["RUNNING_STATES", "HistoryUnavailable", "RunHistory"]
 
-DEFAULT_ROOT = ".evalrun/runs"
 """Where the history lives unless told otherwise, relative to the working directory."""
 
 RUNNING_STATES = frozenset({"starting", "collecting", "running"})

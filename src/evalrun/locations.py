@@ -1,4 +1,4 @@
-"""Where a run keeps answers, as text: a folder, or a Redis URL. Import-free but for the standard
+"""Where a run keeps answers, as text: a folder, or a Redis URL; where it records runs. Import-free but for the standard
 library, so that settings, the cache's factory and the messages that name a store share one rule
 without one of them loading another's dependencies."""
 
@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["REDIS_SCHEMES", "is_redis_url", "public_url"]
+__all__ = ["HISTORY_DIR", "REDIS_SCHEMES", "is_redis_url", "public_url"]
 
+HISTORY_DIR = ".evalrun/runs"  # the run history's folder, under the working directory, unless told
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 

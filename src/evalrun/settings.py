@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from .assertions import IMPLIABLE
 from .errors import ConfigError
-from .locations import is_redis_url, public_url
+from .locations import HISTORY_DIR, is_redis_url, public_url
 from .providers.profiles import BUILTIN_PROFILES, ProviderProfile
 from .providers.registry import KINDS, check_profile, own_profile_keys
 
@@ -244,7 +244,7 @@ class Settings:
     events: str | None = _setting(None, _text)
     progress: str = _setting("auto", _choice(*PROGRESS_MODES))
     #: Where every run is recorded (``evalrun runs``, the server's ``/api/runs``); "" records none.
-    history_dir: str = _setting(".evalrun/runs", _text)
+    history_dir: str = _setting(HISTORY_DIR, _text)
     #: Prometheus' text format of the run's metrics, written at its end (node-exporter's textfile collector).
     metrics_file: str | None = _setting(None, _text)
     #: The run as one self-contained HTML page (``evalrun report``'s), written at its end.
@@ -307,7 +307,7 @@ class TestSettings:
     workdir: str = _setting(".", _text, env=False)
     state_dir: str = _setting(".evalrun/test", _text, env=False)
     #: Where every run is recorded, under ``workdir`` (``evalrun runs``); "" records none.
-    history_dir: str = _setting(".evalrun/runs", _text)
+    history_dir: str = _setting(HISTORY_DIR, _text)
     progress: str = _setting("auto", _choice(*PROGRESS_MODES))
 
     def __post_init__(self) -> None:

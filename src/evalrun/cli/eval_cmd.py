@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ..exitcodes import ExitCode
+from ..locations import HISTORY_DIR
 from ._common import fail, user_errors
 
 _RUN = "Run"
@@ -106,7 +107,7 @@ def eval_command(
     history_dir: Annotated[
         str | None,
         typer.Option(
-            help="Record the run here (evalrun runs); '' records none. [default: .evalrun/runs]",
+            help=f"Record the run here (evalrun runs); '' records none. [default: {HISTORY_DIR}]",
             rich_help_panel=_REPORT,
         ),
     ] = None,

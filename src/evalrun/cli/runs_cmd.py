@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ..locations import HISTORY_DIR
 from ._common import fail
 
 if TYPE_CHECKING:
@@ -21,9 +22,8 @@ app = typer.Typer(
     invoke_without_command=True,
 )
 
-DEFAULT_HISTORY_DIR = ".evalrun/runs"  # history.DEFAULT_ROOT, said here so that --help needs no import
 HistoryDirOption = Annotated[
-    str | None, typer.Option("--history-dir", help=f"Folder of the run history (default: {DEFAULT_HISTORY_DIR}).")
+    str | None, typer.Option("--history-dir", help=f"Folder of the run history (default: {HISTORY_DIR}).")
 ]
 
 _UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
@@ -36,7 +36,7 @@ def _history_dir(ctx: typer.Context, given: str | None) -> str:
     if given is not None:
         return given
     before = ctx.parent.params.get("history_dir") if ctx.parent is not None else None
-    return before if isinstance(before, str) else DEFAULT_HISTORY_DIR
+    return before if isinstance(before, str) else HISTORY_DIR
 
 
 @contextmanager
@@ -64,7 +64,7 @@ def list_runs(
     """The recorded runs, newest first."""
     if ctx.invoked_subcommand is not None:
         return
-    history_dir = history_dir or DEFAULT_HISTORY_DIR
+    history_dir = history_dir or HISTORY_DIR
     if kind is not None and kind not in ("eval", "test"):
         raise fail([f"--kind: '{kind}' is not one of eval, test"])
     with _history(history_dir) as history:

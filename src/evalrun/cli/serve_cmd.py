@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ..locations import HISTORY_DIR
 from ._common import fail
 
 
@@ -24,7 +25,7 @@ def serve_command(
         typer.Option(envvar="EVALRUN_SERVE_TOKEN", help="Every endpoint but /healthz asks for 'Bearer TOKEN'."),
     ] = None,
     config: Annotated[str | None, typer.Option(help="Config file of the runs (default: ./config.toml).")] = None,
-    history_dir: Annotated[str, typer.Option(help="Run history, under the working directory.")] = ".evalrun/runs",
+    history_dir: Annotated[str, typer.Option(help="Run history, under the working directory.")] = HISTORY_DIR,
 ) -> None:
     """Serve the HTTP API: start runs, poll them by session id, follow their events, list past runs."""
     import socket

@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..errors import ConfigError, SuiteError
 from ..history import RunHistory
+from ..locations import HISTORY_DIR
 from ..reports.prometheus import MetricFamilies, RunExporter
 from ..runner import Runner, new_run_id
 from ..testrun.runner import TestRunner
@@ -47,7 +48,7 @@ class ServerConfig:
     root: Path
     token: str | None = None
     config: str | None = None
-    history_dir: str = ".evalrun/runs"
+    history_dir: str = HISTORY_DIR
     max_body_bytes: int = 1 << 20
 
 
