@@ -62,6 +62,9 @@ class SlowFlakyStore:
     async def prune(self) -> int:
         return 0
 
+    async def settle(self) -> None:
+        pass
+
     async def aclose(self) -> None:
         pass
 

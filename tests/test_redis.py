@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import shutil
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -115,49 +117,74 @@ def test_an_unreachable_redis_at_the_start_is_one_line_or_with_fallback_a_warnin
     assert bad_port.returncode == 2 and "Traceback" not in bad_port.stderr and "not a usable URL" in bad_port.stderr
 
 
-def test_redis_killed_at_half_and_back_at_three_quarters_loses_nothing(tmp_path: Path, sim: SimProcess) -> None:
-    (tmp_path / "redis").mkdir()
-    redis_server = RedisServer(_free_port(), durable_in=tmp_path / "redis").start()
+def _run_until_half_cached(tmp_path: Path, sim: SimProcess, redis_server: RedisServer) -> subprocess.Popen[str]:
+    """An 80-case run on ``redis_server``, two calls of 50 ms at a time (40 cases a second), once
+    30 answers are in Redis."""
+    import os
+    import sys
+
     sim.control(latency_ms=50)
     local_config(tmp_path / "config.toml", sim)
     write_suite(tmp_path / "s.jsonl", arithmetic_cases(80))
     command = ["eval", "local", "--suite", "s.jsonl", "--progress", "plain", "--output", "r.json",
                "--concurrency", "2", "--cache-url", redis_server.url]  # fmt: skip
-    import os
-    import sys
-
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVALRUN_")}
     run = subprocess.Popen([sys.executable, "-m", "evalrun", *command], cwd=tmp_path, env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    client = redis.Redis(port=redis_server.port)
-
-    def cached() -> int:
-        try:
-            return len(client.keys("*"))
-        except redis.exceptions.ConnectionError:
-            return -1
-
     deadline = time.monotonic() + 30
-    while cached() < 30:
-        assert time.monotonic() < deadline
+    while _cached(redis_server) < 30:
+        assert time.monotonic() < deadline and run.poll() is None
         time.sleep(0.02)
+    return run
+
+
+def _cached(redis_server: RedisServer) -> int:
+    try:
+        return len(redis.Redis(port=redis_server.port).keys("*"))
+    except redis.exceptions.ConnectionError:
+        return -1
+
+
+def _all_passed(tmp_path: Path) -> dict[str, Any]:
+    results: dict[str, Any] = json.loads((tmp_path / "r.json").read_text())
+    assert sorted(c["id"] for c in results["cases"]) == sorted(c["id"] for c in arithmetic_cases(80))
+    assert all(c["status"] == "pass" for c in results["cases"])
+    return results
+
+
+def test_redis_killed_at_half_and_back_at_three_quarters_loses_nothing(tmp_path: Path, sim: SimProcess) -> None:
+    (tmp_path / "redis").mkdir()
+    redis_server = RedisServer(_free_port(), durable_in=tmp_path / "redis").start()
+    run = _run_until_half_cached(tmp_path, sim, redis_server)
     redis_server.stop()  # at about half
-    time.sleep(0.5)  # about a quarter of the run (2 calls of 50 ms at a time: 40 cases a second)
+    time.sleep(0.5)  # about a quarter of the run
     redis_server.start()
     try:
         _, err = run.communicate(timeout=60)
     finally:
         redis_server.stop()
     assert run.returncode == 0, err
-    results = json.loads((tmp_path / "r.json").read_text())
-    assert sorted(c["id"] for c in results["cases"]) == sorted(c["id"] for c in arithmetic_cases(80))
-    assert all(c["status"] == "pass" for c in results["cases"])
+    _all_passed(tmp_path)
     assert "unreachable" in err and "back after" in err and "Traceback" not in err
     redis_server.start()  # its file kept what it had; what waited while it was away was written when it came back
     try:
-        assert cached() == 80
+        assert _cached(redis_server) == 80
     finally:
         redis_server.stop()
+
+
+def test_redis_gone_for_good_costs_no_answer_and_the_results_say_what_was_not_cached(
+    tmp_path: Path, sim: SimProcess
+) -> None:
+    redis_server = RedisServer(_free_port()).start()
+    run = _run_until_half_cached(tmp_path, sim, redis_server)
+    redis_server.stop()
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 0 and "Traceback" not in err, err
+    warnings = _all_passed(tmp_path)["summary"]["warnings"]
+    lost = [w for w in warnings if "answers were not cached" in w]
+    assert len(lost) == 1 and "still unreachable" in lost[0]  # in results.json: said before the reports
+    assert 0 < int(re.search(r"; ([\d,]+) answers", lost[0])[1].replace(",", "")) <= 50  # type: ignore[index]
 
 
 def test_the_cache_commands_work_on_redis(tmp_path: Path, sim: SimProcess, redis_server: RedisServer) -> None:

@@ -356,7 +356,7 @@ class Runner(Watched):
                 context.stop.attach(engine)
             outcome = await _ticking(engine.run(work), emit)
             with anyio.CancelScope(shield=True):  # now, so that a cache failing to take it is told
-                await cache.flush()
+                await cache.settle()
             if metrics.truncated:
                 cut = f"{counted(metrics.truncated, 'answer')} cut at the token limit (finish_reason length)"
                 emit(RunWarning(f"{cut}: scored as they are; raise max_tokens in the cases' params"))

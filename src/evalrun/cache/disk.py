@@ -140,6 +140,9 @@ class DiskStore:
             self._check_integrity()  # pruning a corrupt database would only spread the damage
             return int(self._cache.expire()) + int(self._cache.cull())
 
+    async def settle(self) -> None:
+        """A folder holds nothing back."""
+
     async def aclose(self) -> None:
         self._cache.close()
 

@@ -220,11 +220,16 @@ class RedisStore:
         """Redis expires answers itself (the TTL); nothing else is kept past its time."""
         return 0
 
+    async def settle(self) -> None:
+        if not self._held:
+            return
+        try:  # a last chance for what waited
+            await self._write(self._held)
+            self._held = []
+        except (redis.exceptions.RedisError, OSError):
+            dropped, self._held = len(self._held), []
+            self._warn(f"cache {self.where}: still unreachable; {dropped:,} answers were not cached")
+
     async def aclose(self) -> None:
-        if self._held:  # a last chance for what waited
-            try:
-                await self._write(self._held)
-                self._held = []
-            except (redis.exceptions.RedisError, OSError):
-                self._warn(f"cache {self.where}: still unreachable; {len(self._held):,} answers were not cached")
+        await self.settle()
         await self._client.aclose()

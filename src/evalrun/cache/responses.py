@@ -95,6 +95,17 @@ class ResponseCache:
             self._pending[:0] = pending
             raise
 
+    async def settle(self) -> None:
+        """Write what is queued, and what the store held back: before the run reports, so that a
+        store that cannot take it is told of in the results."""
+        await self.flush()
+        if self._store is None:
+            return
+        try:
+            await self._store.settle()
+        except Exception as exc:
+            self._give_up(exc)
+
     async def _flush_every(self, seconds: float) -> None:
         while True:
             with anyio.move_on_after(seconds):

@@ -102,4 +102,9 @@ class CacheStore(Protocol):
         """Remove what has expired or is over the size limit; the number removed."""
         ...
 
+    async def settle(self) -> None:
+        """Write what was held back (a network store that was away) or say what could not be: the
+        run's last word on its cache, before it reports, so the warning reaches results.json."""
+        ...
+
     async def aclose(self) -> None: ...
