@@ -8,6 +8,7 @@ on without it.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
@@ -16,10 +17,11 @@ from typing import Any
 
 from .history import HistoryUnavailable, RunHistory
 
-__all__ = ["RunRecord"]
+__all__ = ["OVERVIEW_FILE", "RESULTS_FILE", "RunRecord"]
 
 RESULTS_FILE = "results.json"
 EVENTS_FILE = "events.jsonl"
+OVERVIEW_FILE = "run.json"  # settings and summary: what a run's page shows without reading every case
 
 
 class RunRecord:
@@ -80,10 +82,12 @@ class RunRecord:
         exit_code: int,
         summary: Mapping[str, Any],
         message: str,
+        overview: Mapping[str, Any],
         results: str | None,
         events: str | None,
     ) -> None:
-        """The run's end, and copies of the files the user asked for elsewhere."""
+        """The run's end: its overview (``settings`` and the results' whole ``summary``), and
+        copies of the files the user asked for elsewhere. ``summary`` is the index's share of it."""
         if self._history is None or self._folder is None:
             return
         try:
@@ -91,6 +95,7 @@ class RunRecord:
                 kept = self._folder / name
                 if asked and os.path.isfile(asked) and not kept.exists():
                     shutil.copyfile(asked, kept)
+            (self._folder / OVERVIEW_FILE).write_text(json.dumps(overview, ensure_ascii=False), encoding="utf-8")
             self._history.finish(self._run_id, state=state, exit_code=exit_code, summary=summary, message=message)
         except (HistoryUnavailable, OSError) as exc:
             self._gone(exc)

@@ -415,6 +415,7 @@ class Runner(Watched):
                 exit_code=int(code),
                 summary=summary,
                 message=run["exit_reason"],
+                overview={"settings": run["settings"], "summary": summary},
                 results=settings.output,
                 events=settings.events,
             )

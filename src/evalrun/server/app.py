@@ -24,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from ..errors import ConfigError, SuiteError
 from ..history import RunHistory
 from ..locations import HISTORY_DIR
+from ..recording import OVERVIEW_FILE
 from ..reports.prometheus import MetricFamilies, RunExporter
 from ..runner import Runner, new_run_id
 from ..testrun.runner import TestRunner
@@ -220,9 +221,9 @@ def create_app(config: ServerConfig) -> FastAPI:
     @api.get("/api/runs/{run_id}")
     async def run(run_id: str) -> dict[str, Any]:
         """The history's row, the live progress of a run going on here, and once it ended its
-        settings and summary (from its results.json)."""
+        settings and summary."""
         row = _live(await _row(run_id))
-        ended = await anyio.to_thread.run_sync(_ended_run, history.folder(run_id) / "results.json")
+        ended = await anyio.to_thread.run_sync(_ended_run, history.folder(run_id) / OVERVIEW_FILE)
         return {**row, **ended}
 
     @api.get("/api/runs/{run_id}/results")
@@ -324,15 +325,15 @@ def _host_name(host: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-def _ended_run(results: Path) -> dict[str, Any]:
-    """``settings`` and ``summary`` of a finished run's results.json (an eval run's ``run.settings``;
-    a test run's command), or nothing while it has none."""
+def _ended_run(overview: Path) -> dict[str, Any]:
+    """``settings`` and ``summary`` of a finished run (an eval run's settings; a test run's
+    command), or nothing while it has none. Its own small file: a run of a million cases has a
+    results.json of hundreds of MB."""
     try:
-        document = json.loads(results.read_text(encoding="utf-8"))
+        ended: dict[str, Any] = json.loads(overview.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    run = document.get("run") or {}
-    return {"settings": run.get("settings") or {"command": document.get("command")}, "summary": document["summary"]}
+    return ended
 
 
 def _json(encoded: bytes) -> Response:

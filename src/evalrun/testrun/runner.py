@@ -300,6 +300,7 @@ class TestRunner(Watched):
             exit_code=document["exit_code"],
             summary=_history_summary(document),
             message=document["message"],
+            overview={"settings": {"command": document["command"]}, "summary": document["summary"]},
             results=settings.output,
             events=settings.events,
         )
