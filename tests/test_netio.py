@@ -13,18 +13,21 @@ import asyncio
 import contextlib
 import json
 import shutil
+import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
 
 from evalrun.providers.base import ClientOptions, ProviderError, Reply, TransientError
 from evalrun.providers.http import HttpProvider
-from evalrun.providers.netio import _Deadline, _Protocol, _Stream
+from evalrun.providers.netio import AsyncioTransport, _Deadline, _Protocol, _Stream
 from evalrun.providers.openai import DIALECT
 
 ANSWER = json.dumps(
@@ -195,3 +198,69 @@ def test_a_trusted_certificate_carries_calls_on_one_kept_alive_connection(
     monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
     replies = _send(tls_server, calls=3)
     assert [reply.answer.text for reply in replies] == ["5", "5", "5"]
+
+
+@pytest.fixture
+def silent_listener() -> Iterator[tuple[int, socket.socket]]:
+    """A loopback port that takes connections into its queue and never speaks: once the queue is
+    full (backlog 0), a connect hangs; one in the queue never answers a handshake."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    yield listener.getsockname()[1], listener
+    listener.close()
+
+
+def _fill_queue(port: int) -> list[socket.socket]:
+    """Connections into ``port``'s queue until one more is not taken (its SYN is dropped)."""
+    queued: list[socket.socket] = []
+    for _ in range(8):
+        attempt = socket.socket()
+        attempt.settimeout(0.3)
+        try:
+            attempt.connect(("127.0.0.1", port))
+        except TimeoutError:
+            attempt.close()
+            return queued
+        queued.append(attempt)
+    raise AssertionError("the listener's queue never filled")
+
+
+def _connect_error(port: int, scheme: str, connect: float, whole: float) -> tuple[Exception, float]:
+    async def go() -> tuple[Exception, float]:
+        transport = AsyncioTransport(ssl.create_default_context(), whole)
+        request = httpx.Request(
+            "POST", f"{scheme}://127.0.0.1:{port}/v1", content=b"{}",
+            extensions={"timeout": httpx.Timeout(None, connect=connect).as_dict()},
+        )  # fmt: skip
+        started = time.monotonic()
+        try:
+            await transport.handle_async_request(request)
+        except httpx.TransportError as exc:
+            return exc, time.monotonic() - started
+        finally:
+            await transport.aclose()
+        raise AssertionError("the request was answered")
+
+    return anyio.run(go)
+
+
+def test_connecting_gives_up_at_the_connect_timeout_not_the_whole_requests(
+    silent_listener: tuple[int, socket.socket],
+) -> None:
+    port, _ = silent_listener
+    queued = _fill_queue(port)
+    try:
+        error, took = _connect_error(port, "http", connect=0.3, whole=30)
+    finally:
+        for connection in queued:
+            connection.close()
+    assert isinstance(error, httpx.ConnectTimeout) and took < 10  # the request's own 30 s never came into it
+
+
+def test_a_handshake_that_never_ends_gives_up_at_the_connect_timeout(
+    silent_listener: tuple[int, socket.socket],
+) -> None:
+    port, _ = silent_listener
+    error, took = _connect_error(port, "https", connect=0.3, whole=30)
+    assert isinstance(error, httpx.ConnectTimeout) and "TLS handshake" in str(error) and took < 10

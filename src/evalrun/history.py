@@ -1,7 +1,8 @@
 """The run history: every eval or test run, from the CLI or a server, recorded under one folder.
 
 The folder (by default ``.evalrun/runs/``) holds an SQLite index, ``index.db``, with one row per run,
-and one folder per run, ``<root>/<run_id>/``, for that run's ``results.json``, ``events.jsonl`` and ``run.json`` (its settings and summary).
+and one folder per run, ``<root>/<run_id>/``, for that run's ``results.json``, ``events.jsonl`` and
+``run.json`` (its settings and summary).
 The index is what ``evalrun runs`` lists and a server pages through; the folders hold the bulk.
 
 Several processes write the index at once (CLI runs next to a server), so it is in WAL mode (readers

@@ -291,23 +291,24 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
         self._backend = AsyncioBackend()
         self._connection: _Connection | None = None
 
-    async def _connection_for(self, origin: httpcore.Origin) -> _Connection:
+    async def _connection_for(self, origin: httpcore.Origin, connect_timeout: float | None) -> _Connection:
         connection = self._connection
         if connection is not None:
             if connection.can_handle_request(origin) and connection.is_idle() and not connection.has_expired():
                 return connection
             self._connection = None
             await connection.aclose()
-        self._connection = _Connection(origin, await self._connect(origin))
+        self._connection = _Connection(origin, await self._connect(origin, connect_timeout))
         return self._connection
 
-    async def _connect(self, origin: httpcore.Origin) -> httpcore.AsyncNetworkStream:
-        """A stream to ``origin``, in TLS for https (HTTP/1.1 offered by ALPN), as httpcore connects."""
+    async def _connect(self, origin: httpcore.Origin, timeout: float | None) -> httpcore.AsyncNetworkStream:
+        """A stream to ``origin``, in TLS for https (HTTP/1.1 offered by ALPN), as httpcore connects:
+        within the request's ``connect`` timeout (and its deadline), the handshake included."""
         host = origin.host.decode("ascii")
-        stream = await self._backend.connect_tcp(host, origin.port)
+        stream = await self._backend.connect_tcp(host, origin.port, timeout=timeout)
         if origin.scheme == b"https":
             self._ssl_context.set_alpn_protocols(["http/1.1"])
-            stream = await stream.start_tls(self._ssl_context, server_hostname=host)
+            stream = await stream.start_tls(self._ssl_context, server_hostname=host, timeout=timeout)
         return stream
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -323,7 +324,9 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
             extensions=request.extensions,
         )
         try:
-            response = await (await self._connection_for(core.url.origin)).handle_async_request(core)
+            connect_timeout = request.extensions.get("timeout", {}).get("connect")  # httpx's own contract
+            connection = await self._connection_for(core.url.origin, connect_timeout)
+            response = await connection.handle_async_request(core)
         except _HTTPCORE_ERRORS as exc:
             raise _httpx_error(exc) from exc
         return httpx.Response(
