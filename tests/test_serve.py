@@ -347,3 +347,16 @@ def test_a_test_run_at_a_time_and_case_text_cannot_break_a_page(tmp_path: Path, 
     data = re.search(r'id="cases-data">(.*?)</script>', page, re.S)
     assert data is not None and json.loads(data.group(1))[0]["id"] == "</script><!--<script>"
     assert "<!--<script>" not in page and "<b>cat</b>" not in page
+
+
+def test_a_poll_never_reads_a_final_state_before_the_runs_figures() -> None:
+    """The run's last progress dict says ``completed`` while its reports are still being written;
+    the original clients stop at ``completed`` and read ``metricas`` from that same answer."""
+    from evalrun.server.sessions import Session
+
+    progress: Any = {"status": "completed", "progress_percentage": 100.0, "completed": 3, "total": 3}
+    session = Session("eval", "eval_1234567890_1234", "r1", {}, progress, cancel=lambda: None)
+    assert session.snapshot()["status"] == "running" and "metricas" not in session.snapshot()
+    assert json.loads(session.snapshot_json())["status"] == "running" and session.state == "running"
+    session.finished = {"status": "completed", "metricas": {"cache_hits": 0}, "exit_code": 0}
+    assert json.loads(session.snapshot_json())["status"] == "completed" and session.snapshot()["metricas"]

@@ -34,7 +34,7 @@ from ..events import (
     Tick,
 )
 from ..history import RunHistory
-from ..schema import ProgressDict, RunState
+from ..schema import FINAL_STATES, ProgressDict, RunState
 from ..settings import Settings
 from ..testrun.runner import TestResult, TestRunner
 from .worker import RunsWorker
@@ -90,15 +90,24 @@ class Session:
 
     @property
     def state(self) -> str:
-        return str(self.progress.get("status", RunState.STARTING))
+        return str(self._shown()["status"])
 
     @property
     def done(self) -> bool:
         return self.finished is not None or self.error is not None
 
+    def _shown(self) -> ProgressDict:
+        """The progress dict, but never a final state before the run's figures are here: the
+        original clients stop polling at ``completed`` and read ``metricas`` from that answer, and
+        the run's last progress comes before its reports are written."""
+        progress = self.progress
+        if self.done or progress.get("status") not in FINAL_STATES:
+            return progress
+        return {**progress, "status": RunState.RUNNING, "message": "writing the results"}
+
     def snapshot(self) -> dict[str, Any]:
         """What a poll returns: the progress dict, and once the run ended its figures."""
-        view: dict[str, Any] = {**self.progress, "session_id": self.session_id, "run_id": self.run_id}
+        view: dict[str, Any] = {**self._shown(), "session_id": self.session_id, "run_id": self.run_id}
         if self.error is not None:
             view["status"], view["message"] = RunState.ERROR, self.error
         if self.finished is not None:
