@@ -108,6 +108,15 @@ def test_exit_2_for_bad_flags_config_and_unknown_provider(tmp_path: Path, sim: S
     assert bad_env.returncode == 2 and "Traceback" not in bad_env.stderr
 
 
+def test_exit_2_before_any_request_when_a_results_file_cannot_be_written(tmp_path: Path, sim: SimProcess) -> None:
+    (tmp_path / "folder").mkdir()
+    for flag, path in (("--output", "/proc/x.json"), ("--junit", "folder"), ("--summary-md", "/proc/s.md")):
+        done = eval_local(tmp_path, sim, arithmetic_cases(2), flag, path)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.startswith(f"evalrun: {flag} {path}: ") and len(done.stderr.strip().splitlines()) == 1
+    assert sim.stats()["requests"] == 0 and not list(tmp_path.glob("**/*.tmp"))
+
+
 def test_exit_2_when_the_api_key_is_missing(tmp_path: Path, sim: SimProcess) -> None:
     done = eval_local(tmp_path, sim, arithmetic_cases(3), api_key_env="EVALRUN_TEST_KEY")
     assert done.returncode == 2

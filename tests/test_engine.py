@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from helpers import arithmetic_cases, local_settings
 
 from evalrun import Runner, RunResult
@@ -229,3 +230,15 @@ def test_header_pacing_keeps_a_run_inside_the_servers_budget(tmp_path: Path, sim
     stats = sim.stats()
     assert result.summary["passed"] == 80 and paces == [2400]
     assert stats["rate_limited_after_first_response"] == 0 and stats["by_status"] == {"200": 80}
+
+
+def test_a_report_that_cannot_be_written_costs_only_itself(tmp_path: Path, sim: SimProcess) -> None:
+    from evalrun.reports.results import write_reports
+
+    result = run(tmp_path, sim, arithmetic_cases(3))
+    junit, markdown = tmp_path / "late" / "junit.xml", tmp_path / "late" / "summary.md"
+    with pytest.raises(OSError):  # the disk that filled up since the run began, say
+        write_reports(
+            result._spool, result.run, result.summary, output="/proc/x.json", junit=str(junit), summary_md=str(markdown)
+        )
+    assert "testsuites" in junit.read_text() and "math" in markdown.read_text()

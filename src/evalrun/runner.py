@@ -391,34 +391,36 @@ class Runner(Watched):
             if scratch:
                 handle, results = tempfile.mkstemp(prefix="evalrun-results-", suffix=".json")
                 os.close(handle)
-            write_reports(
-                spool,
-                run,
-                summary,
-                output=results,
-                junit=settings.junit,
-                summary_md=settings.summary_md,
-                state=state,
-                exit_code=int(code),
-            )
-            if settings.html and results:
-                _write_html(settings.html, results, record.events_path(settings.events))
-            if scratch and results:
-                os.unlink(results)
-            if exported is not None and settings.metrics_file:
-                from .reports.prometheus import write_textfile
+            try:
+                write_reports(
+                    spool,
+                    run,
+                    summary,
+                    output=results,
+                    junit=settings.junit,
+                    summary_md=settings.summary_md,
+                    state=state,
+                    exit_code=int(code),
+                )
+                if settings.html and results:
+                    _write_html(settings.html, results, record.events_path(settings.events))
+                if scratch and results:
+                    os.unlink(results)
+                if exported is not None and settings.metrics_file:
+                    from .reports.prometheus import write_textfile
 
-                write_textfile(settings.metrics_file, exported.families)
-            logger.debug("reports written in %.3f s", time.monotonic() - reported)
-            record.finish(
-                state=state,
-                exit_code=int(code),
-                summary=summary,
-                message=run["exit_reason"],
-                overview={"settings": run["settings"], "summary": summary},
-                results=settings.output,
-                events=settings.events,
-            )
+                    write_textfile(settings.metrics_file, exported.families)
+            finally:  # a report that failed (the disk filled up) does not unrecord the run
+                logger.debug("reports written in %.3f s", time.monotonic() - reported)
+                record.finish(
+                    state=state,
+                    exit_code=int(code),
+                    summary=summary,
+                    message=run["exit_reason"],
+                    overview={"settings": run["settings"], "summary": summary},
+                    results=settings.output,
+                    events=settings.events,
+                )
 
         await anyio.to_thread.run_sync(write_outputs)
         return RunResult(run, summary, state, code, metrics, spool, run["exit_reason"])
@@ -452,8 +454,15 @@ def _check_writable(settings: Settings) -> None:
             os.makedirs(folder, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"{flag} {path}: cannot create {folder}: {exc.strerror}") from None
-        if not os.access(folder, os.W_OK):
-            raise ConfigError(f"{flag} {path}: {folder} is not writable")
+        if os.path.isdir(path):
+            raise ConfigError(f"{flag} {path}: is a folder")
+        probe = f"{path}.tmp"  # the sibling a report is written through (reports/files.py)
+        try:  # os.access says yes to root anywhere, /proc included: only a write tells
+            with open(probe, "w", encoding="utf-8"):
+                pass
+            os.unlink(probe)
+        except OSError as exc:
+            raise ConfigError(f"{flag} {path}: cannot write there: {exc.strerror or exc}") from None
 
 
 class _StatusTeller:

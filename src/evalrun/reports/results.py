@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
 
 from ..schema import SCHEMA_VERSION, RunInfo, Status, Summary
@@ -51,10 +51,19 @@ def write_reports(
     state: str = "completed",
     exit_code: int = 0,
 ) -> None:
-    """Write every requested report from the spooled cases."""
-    if output:
-        atomic_write(output, lambda h: _write_json(h, run, summary, spool))
-    if junit:
-        atomic_write(junit, lambda h: _write_junit(h, summary, spool))
-    if summary_md:
-        atomic_write(summary_md, lambda h: write_markdown(h, run, summary, spool.records(), state, exit_code))
+    """Write every requested report from the spooled cases; one that cannot be written (a disk
+    full since the run began) costs only itself: the others are written, then its error raised."""
+    writers: list[tuple[str | None, Callable[[IO[str]], object]]] = [
+        (output, lambda h: _write_json(h, run, summary, spool)),
+        (junit, lambda h: _write_junit(h, summary, spool)),
+        (summary_md, lambda h: write_markdown(h, run, summary, spool.records(), state, exit_code)),
+    ]
+    failures: list[OSError] = []
+    for path, write in writers:
+        if path:
+            try:
+                atomic_write(path, write)
+            except OSError as exc:
+                failures.append(exc)
+    if failures:
+        raise failures[0]
