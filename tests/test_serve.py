@@ -87,6 +87,7 @@ def test_the_original_test_endpoints_run_pytest(tmp_path: Path, sim: SimProcess)
         assert done["summary"]["passed"] == 1 and done["summary"]["failed"] == 1
         row = client.get(f"/api/runs/{started['run_id']}").json()
         assert "test_small.py" in row["settings"]["command"] and row["summary"]["failed"] == 1
+        assert row["origin"] == "server" and row["session_id"] == started["session_id"]
         listed = client.get("/api/runs", params={"kind": "test"}).json()["runs"]
         assert [run["id"] for run in listed] == [started["run_id"]] and listed[0]["state"] == "failed"
 

@@ -195,9 +195,10 @@ def create_app(config: ServerConfig) -> FastAPI:
         if book.testing:
             raise HTTPException(409, "a test run is going: one at a time (they share the project's pytest state)")
         settings = settings_for_tests(body, config.root, history.root)
-        runner = TestRunner(settings)
+        request, session_id = body.model_dump(exclude_none=True), new_session_id("test")
+        runner = TestRunner(settings, origin="server", session_id=session_id, request=request)
         runner.subscribe(RunExporter(families))
-        session = book.start_test(runner, body.model_dump(exclude_none=True))
+        session = book.start_test(runner, session_id, request)
         return _started(session, "test-progress")
 
     @api.get("/api/results/test-progress/{session_id}")

@@ -270,9 +270,9 @@ class SessionBook:
             session.error = payload
             session.ended()
 
-    def start_test(self, runner: TestRunner, request: Mapping[str, Any]) -> Session:
+    def start_test(self, runner: TestRunner, session_id: str, request: Mapping[str, Any]) -> Session:
         """Start ``runner`` in a worker thread (it waits on pytest); its session at once."""
-        session = self._open("test", runner.run_id, request, runner.cancel, None)
+        session = self._open("test", runner.run_id, request, runner.cancel, session_id)
         runner.subscribe(session.observe)
         runner.on_progress(_keeper(session), interval=_PROGRESS_EVERY)
         self._keep(asyncio.ensure_future(self._run_test(session, runner)))
@@ -284,7 +284,7 @@ class SessionBook:
         run_id: str,
         request: Mapping[str, Any],
         cancel: Callable[[], None],
-        session_id: str | None,
+        session_id: str,
     ) -> Session:
         starting: ProgressDict = {
             "status": RunState.STARTING,
@@ -296,7 +296,7 @@ class SessionBook:
             "eta_formatted": "--:--:--",
             "elapsed_seconds": 0.0,
         }
-        session = Session(kind, session_id or new_session_id(kind), run_id, request, starting, cancel)
+        session = Session(kind, session_id, run_id, request, starting, cancel)
         session._loop, session._loop_thread = asyncio.get_running_loop(), threading.get_ident()
         self._sessions[session.session_id] = self._by_run[run_id] = session
         return session
