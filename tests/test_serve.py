@@ -231,6 +231,25 @@ def test_events_arrive_live_over_server_sent_events(serving: Server, sim: SimPro
     assert seen[-1][0] - first_answer > 0.5  # the first answers came while the run still had 0.9 s to go
 
 
+def test_a_follower_who_joins_late_gets_the_whole_counts_per_category(serving: Server, sim: SimProcess) -> None:
+    sim.control(latency_ms=100)
+    from evalrun.sim.suites import arithmetic_cases as in_categories
+
+    cases = list(in_categories(20, ("math", "more")))
+    body = {"provider": "local", "cases": cases, "concurrency": 2}
+    started = serving.client.post("/api/results/run-evaluations", json=body).json()
+    _until(lambda: serving.client.get(started["progress_endpoint"]).json()["completed"] >= 6)
+    with serving.client.stream("GET", started["events_endpoint"]) as stream:
+        lines = stream.iter_lines()
+        for line in lines:
+            if line == "event: progress":
+                first = json.loads(next(lines).removeprefix("data: "))
+                break
+    categories = first["categories"]
+    assert set(categories) == {"math", "more"} and categories["math"]["total"] == 10
+    assert sum(c["done"] for c in categories.values()) >= 6  # what finished before it joined is counted
+
+
 def test_a_run_cut_by_a_killed_server_is_interrupted_after_a_restart_and_resumes_from_the_cache(
     tmp_path: Path, serving: Server, sim: SimProcess
 ) -> None:

@@ -287,6 +287,9 @@ class RunMetrics:
                 "concurrency_limit": self.limit,
                 "cases_per_second": round(current.rate, 2),
                 "top_error": self.top_error,
+                "categories": {
+                    name: {"total": c.total, "done": c.done, "passed": c.passed} for name, c in self.by_category.items()
+                },
             },
         )
 

@@ -19,6 +19,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "AssertionResult",
     "CaseResult",
+    "CategoryProgress",
     "CategorySummary",
     "LatencySummary",
     "ProgressCounts",
@@ -187,6 +188,15 @@ class _ProgressBase(TypedDict):
     elapsed_seconds: float
 
 
+class CategoryProgress(TypedDict):
+    """One category's share of a run so far: its cases (times models and repeats), how many ended,
+    and how many passed."""
+
+    total: int
+    done: int
+    passed: int
+
+
 class ProgressCounts(TypedDict, total=False):
     """The counters of a progress dict: an eval run's case counters, or a test run's outcome
     counts (``passed``, ``failed``, ``skipped``...), ``in_flight`` and ``tests_per_second``."""
@@ -201,6 +211,7 @@ class ProgressCounts(TypedDict, total=False):
     concurrency_limit: int
     cases_per_second: float
     top_error: str  # the most frequent reason of the cases in error so far ("" when none)
+    categories: dict[str, CategoryProgress]  # whole counts: a dashboard that joins late is right at once
     skipped: int
     xfailed: int
     xpassed: int

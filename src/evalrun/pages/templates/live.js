@@ -14,6 +14,9 @@
     function category(result) {
       var c = cats[result.category] = cats[result.category] || {done: 0, passed: 0};
       c.done += 1; if (result.status === "pass") c.passed += 1;
+      draw();
+    }
+    function draw() {
       var grid = box.querySelector('[data-f="categories"]'); grid.textContent = "";
       Object.keys(cats).sort().forEach(function (name) {
         var n = document.createElement("span"); n.textContent = name;
@@ -23,7 +26,10 @@
         grid.appendChild(n); grid.appendChild(bar); grid.appendChild(t);
       });
     }
-    source.addEventListener("progress", function (e) { show(JSON.parse(e.data)); });
+    source.addEventListener("progress", function (e) {
+      var p = JSON.parse(e.data); show(p);
+      if (p.categories) { cats = p.categories; draw(); }  // the whole counts: right however late this page joined
+    });
     source.addEventListener("run_started", function (e) {
       var started = JSON.parse(e.data); Object.keys(started.categories || {}).forEach(function (name) { cats[name] = {done: 0, passed: 0, total: started.categories[name]}; });
     });
