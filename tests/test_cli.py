@@ -152,7 +152,7 @@ def test_exit_3_when_provider_errors_exceed_max_errors(tmp_path: Path, sim: SimP
 def test_exit_124_on_run_timeout_with_results_written(tmp_path: Path, sim: SimProcess) -> None:
     sim.control(latency_ms=3000)
     done = eval_local(tmp_path, sim, arithmetic_cases(6), "--timeout", "0.5", "--junit", "j.xml", "--output", "r.json")
-    assert done.returncode == 124
+    assert done.returncode == 124 and "run timeout of 0.5 s reached" in done.stderr  # the figure given
     assert json.loads((tmp_path / "r.json").read_text())["summary"]["not_run"] == 6
     assert len(ET.parse(tmp_path / "j.xml").getroot().findall(".//skipped")) == 6
 

@@ -49,7 +49,9 @@ LIVE_PER_SLOT = 4
 class EngineOptions:
     concurrency: int = 10
     repeat_count: int = 1
-    timeout: float | None = None
+    timeout: float | None = None  # the seconds the engine has
+    #: The run's timeout as the user gave it, for the message: checking the suites took a share.
+    stated_timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,7 @@ class Engine:
                 await self._feed(source, calls)
         if scope.cancelled_caught and run.state == RunState.COMPLETED:
             run.state = RunState.TIMEOUT
-            run.message = f"run timeout of {self._options.timeout:g} s reached"
+            run.message = f"run timeout of {self._options.stated_timeout or self._options.timeout:g} s reached"
         not_run = self._emit_not_run(source)
         if not_run and not run.message:
             run.message = f"tasks not run: {not_run}"

@@ -129,7 +129,7 @@ def request_of(settings: Settings) -> dict[str, Any]:
 
 def engine_options(settings: Settings, timeout: float | None) -> EngineOptions:
     """The engine's options; ``timeout`` is what is left of the run's (the suite check took the rest)."""
-    return EngineOptions(concurrency=settings.concurrency, repeat_count=settings.repeat, timeout=timeout)
+    return EngineOptions(settings.concurrency, settings.repeat, timeout, stated_timeout=settings.timeout)
 
 
 def call_policy(settings: Settings) -> CallPolicy:
