@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -115,6 +116,27 @@ def test_exit_2_before_any_request_when_a_results_file_cannot_be_written(tmp_pat
         assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
         assert done.stderr.startswith(f"evalrun: {flag} {path}: ") and len(done.stderr.strip().splitlines()) == 1
     assert sim.stats()["requests"] == 0 and not list(tmp_path.glob("**/*.tmp"))
+
+
+def test_a_disk_that_fills_up_mid_run_is_one_line_and_exit_2(tmp_path: Path, sim: SimProcess) -> None:
+    """The case spool's writes fail in the engine's call tasks: the error leaves as itself, not as
+    a task group's traceback."""
+    import resource
+    import signal
+
+    def small_files() -> None:  # in the child: files stop at 4 KiB, "File too large" (EFBIG)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    local_config(tmp_path / "config.toml", sim)
+    write_suite(tmp_path / "suite.jsonl", arithmetic_cases(300))
+    command = [sys.executable, "-m", "evalrun", "eval", "local", "--suite", "suite.jsonl", "--no-cache",
+               "--history-dir", "", "--progress", "none"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVALRUN_")}
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+                          preexec_fn=small_files)  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "File too large" in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
 def test_exit_2_when_the_api_key_is_missing(tmp_path: Path, sim: SimProcess) -> None:

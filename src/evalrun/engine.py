@@ -135,8 +135,11 @@ class Engine:
                 scope.cancel()
             if self._options.timeout is not None:
                 scope.deadline = anyio.current_time() + self._options.timeout
-            async with anyio.create_task_group() as calls:
-                await self._feed(source, calls)
+            try:
+                async with anyio.create_task_group() as calls:
+                    await self._feed(source, calls)
+            except BaseExceptionGroup as group:
+                raise _first_error(group) from None
         if scope.cancelled_caught and run.state == RunState.COMPLETED:
             run.state = RunState.TIMEOUT
             run.message = f"run timeout of {self._options.stated_timeout or self._options.timeout:g} s reached"
@@ -264,3 +267,11 @@ class Engine:
         answer, _ = await self._client.complete(holder, request.model, request.messages, request.params, label)
         self._cache.keep(key, record, answer, request.category)
         return answer
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """A call task's error as itself, not wrapped in the task group's: the caller reads an
+    ``OSError`` (the disk under the case spool filled up) as one line; the calls that failed
+    alongside it failed the same way."""
+    first = group.exceptions[0]
+    return _first_error(first) if isinstance(first, BaseExceptionGroup) else first
