@@ -138,8 +138,8 @@ class Engine:
             try:
                 async with anyio.create_task_group() as calls:
                     await self._feed(source, calls)
-            except BaseExceptionGroup as group:
-                raise _first_error(group) from None
+            except Exception as exc:  # a task group's ExceptionGroup (a builtin only from 3.11)
+                raise _first_error(exc) from None
         if scope.cancelled_caught and run.state == RunState.COMPLETED:
             run.state = RunState.TIMEOUT
             run.message = f"run timeout of {self._options.stated_timeout or self._options.timeout:g} s reached"
@@ -269,9 +269,9 @@ class Engine:
         return answer
 
 
-def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+def _first_error(error: BaseException) -> BaseException:
     """A call task's error as itself, not wrapped in the task group's: the caller reads an
     ``OSError`` (the disk under the case spool filled up) as one line; the calls that failed
     alongside it failed the same way."""
-    first = group.exceptions[0]
-    return _first_error(first) if isinstance(first, BaseExceptionGroup) else first
+    grouped: tuple[BaseException, ...] = getattr(error, "exceptions", ())
+    return _first_error(grouped[0]) if grouped else error
