@@ -143,6 +143,33 @@ def test_tolerance_is_kept_as_the_number_assertion_reads_it() -> None:
     assert parse_assertion({"type": "number", "value": 10}).options == {}
 
 
+@pytest.mark.parametrize(
+    ("answer", "value"),
+    [
+        ("Route-66 is 2448 miles long", 66),  # a hyphen after a letter joins words: no minus sign
+        ("sim-07c863f5", 7),
+        ("COVID-19", 19),
+        ("rev_-3", 3),  # nor after an underscore
+        ("-5", -5),
+        ("x = -5", -5),
+        ("(-5)", -5),
+        ("about -3.5e-2 units", -0.035),
+        ("1e-3", 0.001),
+        ("5-3", 5),
+    ],
+)
+def test_a_minus_sign_counts_only_where_no_word_character_comes_before_it(answer: str, value: float) -> None:
+    assert _check({"type": "number", "value": value, "tolerance": 1e-9}, answer) == (True, 1.0)
+    assert _check({"type": "number", "value": -value}, answer)[0] is False  # the sign is read right
+
+
+def test_a_hyphenated_name_is_not_read_as_a_negative_number() -> None:
+    _, _, [check] = score_case(
+        (parse_assertion({"type": "number", "value": -66}),), "Route-66 is 2448 miles", 1.0, None
+    )
+    assert check.reason == "66 is not -66 ± 0"
+
+
 def test_a_schema_checked_before_does_not_vouch_for_a_different_one() -> None:
     """Schema checks are remembered by content: the same schema again, a broken one after it."""
     good = {"type": "object", "required": ["a"]}

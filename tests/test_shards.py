@@ -109,3 +109,84 @@ def test_an_empty_shard_passes_and_a_merge_missing_a_shard_or_failing_says_so(tm
     (tmp_path / "old.json").write_text(json.dumps(legacy))
     old = evalrun(tmp_path, "merge", "old.json", "f2.json", "-o", "x.json")
     assert old.returncode == 2 and "no latency_histogram" in old.stderr and "Traceback" not in old.stderr
+
+
+def _shard(folder: Path, output: str, *args: str) -> dict[str, Any]:
+    """A run's results whatever its verdict (a shard may pass or fail its threshold alone)."""
+    done = evalrun(folder, "eval", "local", "--no-cache", "--progress", "none", "--output", output, *args)
+    assert done.returncode in (0, 1), done.stderr
+    document: dict[str, Any] = json.loads((folder / output).read_text())
+    return document
+
+
+def _refused(folder: Path, *files: str) -> str:
+    """``evalrun merge`` of ``files`` in both orders: refused alike, in one line, nothing written."""
+    lines = set()
+    for order in (files, files[::-1]):
+        done = evalrun(folder, "merge", *order, "-o", "all.json")
+        assert done.returncode == 2, (done.stdout, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+        assert not (folder / "all.json").exists()
+        lines.add(done.stderr.strip())
+    assert len(lines) == 1  # the same line whatever the order
+    return lines.pop()
+
+
+def test_shards_held_to_other_thresholds_are_refused_whatever_the_order(tmp_path: Path, sim: SimProcess) -> None:
+    """The merge took the first file's --min-pass-rate: g1 h2 exited 1, h2 g1 exited 0."""
+    local_config(tmp_path / "config.toml", sim)
+    write_suite(tmp_path / "s.jsonl", _cases())
+    _shard(tmp_path, "g1.json", "--suite", "s.jsonl", "--shard", "1/2", "--min-pass-rate", "0.9")
+    _shard(tmp_path, "h2.json", "--suite", "s.jsonl", "--shard", "2/2", "--min-pass-rate", "0.1")
+    line = _refused(tmp_path, "g1.json", "h2.json")
+    assert "g1.json and h2.json are not shards of one run: min_pass_rate 0.9 vs 0.1" in line
+    _shard(tmp_path, "h3.json", "--suite", "s.jsonl", "--shard", "2/2", "--min-pass-rate", "0.1", "--max-errors", "5")
+    assert "min_pass_rate 0.9 vs 0.1; max_errors 0 vs 5" in _refused(tmp_path, "g1.json", "h3.json")
+    # What is a runner's own may differ: its output, concurrency, retries, timeouts, the cache.
+    _shard(tmp_path, "g2.json", "--suite", "s.jsonl", "--shard", "2/2", "--min-pass-rate", "0.9",
+           "--concurrency", "3", "--retries", "1", "--request-timeout", "30", "--junit", "g2.xml")  # fmt: skip
+    codes = set()
+    for order in (("g1.json", "g2.json"), ("g2.json", "g1.json")):
+        merged = evalrun(tmp_path, "merge", *order, "-o", "all.json")
+        assert merged.returncode in (0, 1), merged.stderr
+        document = json.loads((tmp_path / "all.json").read_text())
+        codes.add((merged.returncode, document["run"]["exit_reason"], json.dumps(document["cases"])))
+    assert len(codes) == 1  # the same verdict and cases, in the same order, whichever file comes first
+    assert document["run"]["settings"]["min_pass_rate"] == 0.9 and document["summary"]["total"] == 60
+
+
+def test_shards_of_other_models_are_refused(tmp_path: Path, sim: SimProcess) -> None:
+    local_config(tmp_path / "config.toml", sim)
+    write_suite(tmp_path / "s.jsonl", _cases()[:8])
+    _shard(tmp_path, "m1.json", "--suite", "s.jsonl", "--shard", "1/2", "-m", "other-model")
+    _shard(tmp_path, "m2.json", "--suite", "s.jsonl", "--shard", "2/2")
+    line = _refused(tmp_path, "m1.json", "m2.json")
+    assert 'm1.json and m2.json are not shards of one run: models ["other-model"] vs ["sim-1"]' in line
+
+
+def test_whole_runs_of_different_suites_are_not_merged(tmp_path: Path, sim: SimProcess) -> None:
+    local_config(tmp_path / "config.toml", sim)
+    write_suite(tmp_path / "s.jsonl", _cases()[:5])
+    write_suite(tmp_path / "t.jsonl", arithmetic_cases(4, "other"))
+    _shard(tmp_path, "s.json", "--suite", "s.jsonl")
+    _shard(tmp_path, "t.json", "--suite", "t.jsonl")
+    assert 'suites ["s.jsonl"] vs ["t.jsonl"]' in _refused(tmp_path, "s.json", "t.json")
+    # The same run twice is no merge either, even when its cases cannot be matched up one by one.
+    _shard(tmp_path, "s2.json", "--suite", "s.jsonl")
+    assert "s.json and s2.json are both whole runs (no --shard): shards must not overlap" in _refused(
+        tmp_path, "s.json", "s2.json"
+    )
+
+
+def test_shards_of_different_splits_are_refused_as_such_not_as_overlapping(tmp_path: Path, sim: SimProcess) -> None:
+    local_config(tmp_path / "config.toml", sim)
+    write_suite(tmp_path / "s.jsonl", _cases())
+    _shard(tmp_path, "shard-1.json", "--suite", "s.jsonl", "--shard", "1/3")
+    _shard(tmp_path, "shard-2.json", "--suite", "s.jsonl", "--shard", "2/2")
+    line = _refused(tmp_path, "shard-1.json", "shard-2.json")
+    assert "shard-1.json and shard-2.json are not shards of one run: --shard 1/3 vs --shard 2/2" in line
+    assert "overlap" not in line
+    _shard(tmp_path, "whole.json", "--suite", "s.jsonl")
+    assert "whole.json and shard-1.json are not shards of one run: no --shard vs --shard 1/3" in _refused(
+        tmp_path, "shard-1.json", "whole.json"
+    )

@@ -95,7 +95,9 @@ def _regex(obs: Observation, a: Assertion) -> tuple[bool, float, str]:
     return _ok(re.search(str(a.value), obs.text) is not None, f"no match for /{a.value}/")
 
 
-_NUMBER = re.compile(r"-?\d+(?:[.,]\d+)*(?:[eE][-+]?\d+)?")
+# A minus sign only where it starts a word: after a letter, digit or underscore a hyphen joins
+# words ("Route-66", "sim-07c863f5", "COVID-19"), and the number after it is read without it.
+_NUMBER = re.compile(r"(?:(?<!\w)-)?\d+(?:[.,]\d+)*(?:[eE][-+]?\d+)?")
 
 
 def _first_number(text: str) -> float | None:
