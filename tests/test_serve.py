@@ -380,3 +380,13 @@ def test_a_poll_never_reads_a_final_state_before_the_runs_figures() -> None:
     assert json.loads(session.snapshot_json())["status"] == "running" and session.state == "running"
     session.finished = {"status": "completed", "metricas": {"cache_hits": 0}, "exit_code": 0}
     assert json.loads(session.snapshot_json())["status"] == "completed" and session.snapshot()["metricas"]
+
+
+def test_comparing_a_run_the_history_does_not_know_is_a_404_naming_no_server_path(
+    tmp_path: Path, sim: SimProcess
+) -> None:
+    with _app(tmp_path, sim) as client:
+        for query in ("a=nope&b=x", "a=../../etc&b=x"):
+            answer = client.get(f"/compare?{query}")
+            assert answer.status_code == 404 and str(tmp_path) not in answer.text
+        assert client.get("/compare").status_code == 200  # the form, to choose two runs

@@ -56,7 +56,10 @@ def _trends(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 
 def _has_results(history: RunHistory, run_id: str) -> bool:
-    return (history.folder(run_id) / "results.json").is_file()
+    try:
+        return (history.folder(run_id) / "results.json").is_file()
+    except ValueError:  # not a run id at all
+        return False
 
 
 def _percent(value: float | None) -> str:
@@ -127,12 +130,15 @@ def add_pages(
         runs = [_shown(r) for r in rows if _has_results(history, r["id"])]
         comparison, error = None, None
         if a and b:
+            for run_id in (a, b):  # a run the history does not know is a 404, as on /runs/{id}
+                if not _has_results(history, run_id):
+                    raise HTTPException(404, f"no run '{run_id}' with results")
             try:
                 older = await anyio.to_thread.run_sync(load_results, history.folder(a) / "results.json")
                 newer = await anyio.to_thread.run_sync(load_results, history.folder(b) / "results.json")
                 comparison = compare(older, newer)
-            except (ConfigError, ValueError) as exc:
-                error = str(exc)
+            except (ConfigError, ValueError) as exc:  # said of the runs, not of the server's files
+                error = str(exc).replace(str(history.root), "runs")
         return page("compare.html", title="evalrun · compare", runs=runs, a=a, b=b, comparison=comparison,
                     error=error, pct=_percent, points=_points, ms=_ms)  # fmt: skip
 
