@@ -232,7 +232,9 @@ class Runner(Watched):
             return settings.cache_url if settings.cache != "off" else settings.cache_dir
         where = f"cache {public_url(settings.cache_url)}: unreachable ({problem})"
         if settings.cache_fallback != "local":
-            raise ConfigError(f"{where}; --cache-fallback local uses {settings.cache_dir} instead")
+            raise ConfigError(
+                f"{where}; to run on the disk cache ({settings.cache_dir}) then, add --cache-fallback local"
+            )
         self._early_warnings.append(
             f"{where}; using the disk cache {settings.cache_dir}, and pacing alone (--cache-fallback local)"
         )

@@ -422,7 +422,7 @@ def _read(path: Path, problems: list[str]) -> Iterator[_Raw]:
         with open(path, encoding="utf-8", newline="") as handle:
             yield from reader(path, handle, problems)
     except OSError as exc:
-        problems.append(f"{path}:1: cannot read: {exc.strerror or exc}")
+        problems.append(f"{path}: cannot read: {exc.strerror or exc}")  # no line: the file itself
     except UnicodeDecodeError:
         problems.append(f"{path}:{_undecodable_line(path)}: not UTF-8 text")
 
