@@ -193,10 +193,14 @@ def test_results_json_junit_markdown_and_events(tmp_path: Path, sim: SimProcess)
         "summary.md",
         "--events",
         "events.jsonl",
+        "--html",
+        "report.html",
         "--min-pass-rate",
         "0.5",
     )
     assert done.returncode == 0, done.stderr
+    files = "out/results.json, junit.xml, summary.md, report.html, events.jsonl"
+    assert f"results written: {files}" in done.stderr and (tmp_path / "report.html").is_file()
     document = json.loads((tmp_path / "out/results.json").read_text())
     assert set(document) == {"schema", "run", "summary", "cases"} and document["schema"] == 1
     assert set(document["run"]) == {

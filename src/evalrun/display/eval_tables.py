@@ -131,7 +131,8 @@ def print_outcome(result: RunResult, settings: Settings) -> None:
         for table in trouble_tables(trouble, result.metrics, where, settings.repeat):
             console.print(table)
     print(f"evalrun: {result.exit_reason}")
-    written = [p for p in (settings.output, settings.junit, settings.summary_md, settings.events) if p]
+    s = settings
+    written = [p for p in (s.output, s.junit, s.summary_md, s.html, s.events, s.metrics_file) if p]
     if written:
         print(f"results written: {', '.join(written)}", file=sys.stderr)
     if result.provider_stats is not None:
