@@ -390,3 +390,11 @@ def test_comparing_a_run_the_history_does_not_know_is_a_404_naming_no_server_pat
             answer = client.get(f"/compare?{query}")
             assert answer.status_code == 404 and str(tmp_path) not in answer.text
         assert client.get("/compare").status_code == 200  # the form, to choose two runs
+
+
+def test_a_charts_time_axis_ends_at_the_runs_length_in_digits_it_needs() -> None:
+    from evalrun.pages.render import series_svg
+
+    assert ">0.15 s</text>" in series_svg([(0.0, 1.0), (0.15, 3.0)], "calls in flight")  # not "0 s"
+    assert ">3.4 s</text>" in series_svg([(0.0, 1.0), (3.4, 3.0)], "calls in flight")
+    assert ">1,250 s</text>" in series_svg([(0.0, 1.0), (1250.0, 3.0)], "calls in flight")

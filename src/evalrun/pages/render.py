@@ -221,10 +221,15 @@ def series_svg(points: Sequence[tuple[float, float]], label: str, width: int = 5
     )
     axis = (
         f'<text x="30" y="{height - 5}" class="axis">0 s</text>'
-        f'<text x="{width - 10}" y="{height - 5}" class="axis" text-anchor="end">{right:,.0f} s</text>'
+        f'<text x="{width - 10}" y="{height - 5}" class="axis" text-anchor="end">{_seconds(right)}</text>'
         f'<text x="30" y="12" class="axis">{top:,.0f}</text>'
     )
     return _svg(width, height, label, f'<path d="{path}" class="line"/>' + axis)
+
+
+def _seconds(value: float) -> str:
+    """An axis's end in seconds, to the digits a short run needs (0.15 s is not "0 s")."""
+    return f"{value:.2f} s" if value < 1 else f"{value:.1f} s" if value < 10 else f"{value:,.0f} s"
 
 
 def sparkline_svg(values: Sequence[float], label: str, width: int = 120, height: int = 24) -> str:
