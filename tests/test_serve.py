@@ -85,6 +85,7 @@ def test_the_original_test_endpoints_run_pytest(tmp_path: Path, sim: SimProcess)
         done = _until_done(client, started["progress_endpoint"], timeout=60)
         assert done["status"] == "failed" and done["exit_code"] == 1
         assert done["summary"]["passed"] == 1 and done["summary"]["failed"] == 1
+        assert done["exit_reason"] == "1 failed, 1 passed"  # pytest's own words
         row = client.get(f"/api/runs/{started['run_id']}").json()
         assert "test_small.py" in row["settings"]["command"] and row["summary"]["failed"] == 1
         assert row["origin"] == "server" and row["session_id"] == started["session_id"]

@@ -64,6 +64,19 @@ _LOG_TAIL_BYTES = 8192
 _SUMMARY_BAR = re.compile(r"^=+( .* =+)?$")
 
 
+def _tally(counts: Mapping[TestOutcome, int]) -> str:
+    """The outcomes of a run pytest finished, as its own summary line says them: "1 failed, 3 passed"."""
+    said = [f"{counts[outcome]} {outcome}" for outcome in _TALLY_ORDER if counts.get(outcome)]
+    return ", ".join(said) or "no test ran"
+
+
+#: The order of pytest's own summary line.
+_TALLY_ORDER = (
+    TestOutcome.FAILED, TestOutcome.ERROR, TestOutcome.PASSED, TestOutcome.SKIPPED, TestOutcome.XFAILED,
+    TestOutcome.XPASSED,
+)  # fmt: skip
+
+
 def pytest_command(settings: TestSettings) -> list[str]:
     parallel = ["-n", settings.parallel] if settings.parallel else []
     return [settings.python, "-m", "pytest", "-p", PLUGIN_MODULE, *parallel, *settings.pytest_args]
@@ -352,7 +365,7 @@ class TestRunner(Watched):
             how = f"signal {-returncode}" if returncode < 0 else f"exit status {returncode}"
             return RunState.ERROR, f"pytest died without finishing ({how})", int(ExitCode.CRASHED)
         state = {0: RunState.COMPLETED, 1: RunState.FAILED}.get(status, RunState.ERROR)
-        return state, _EXIT_MEANINGS.get(status, ""), status
+        return state, _EXIT_MEANINGS.get(status) or _tally(progress.counts), status
 
 
 def _history_summary(document: TestResultsDocument) -> dict[str, Any]:
