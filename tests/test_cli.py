@@ -175,7 +175,8 @@ def test_exit_124_on_run_timeout_with_results_written(tmp_path: Path, sim: SimPr
     sim.control(latency_ms=3000)
     done = eval_local(tmp_path, sim, arithmetic_cases(6), "--timeout", "0.5", "--junit", "j.xml", "--output", "r.json")
     assert done.returncode == 124 and "run timeout of 0.5 s reached" in done.stderr  # the figure given
-    assert json.loads((tmp_path / "r.json").read_text())["summary"]["not_run"] == 6
+    summary = json.loads((tmp_path / "r.json").read_text())["summary"]
+    assert summary["not_run"] == 6 and summary["by_category"]["math"] == {"total": 6, "passed": 0, "pass_rate": None}
     assert len(ET.parse(tmp_path / "j.xml").getroot().findall(".//skipped")) == 6
 
 

@@ -75,7 +75,7 @@ def _by_category(cases: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]
             ran + (case["status"] != Status.NOT_RUN),
         ]
     return {
-        name: {"total": total, "passed": passed, "pass_rate": round(passed / ran, 6) if ran else 0.0}
+        name: {"total": total, "passed": passed, "pass_rate": round(passed / ran, 6) if ran else None}
         for name, (total, passed, ran) in sorted(tally.items())
     }
 

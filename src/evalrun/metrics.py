@@ -316,7 +316,7 @@ class RunMetrics:
                 "p95": round(self.latency.percentile(0.95), 1),
             },
             "by_category": {
-                name: {"total": c.total, "passed": c.passed, "pass_rate": round(c.pass_rate, 6)}
+                name: {"total": c.total, "passed": c.passed, "pass_rate": round(c.pass_rate, 6) if c.done else None}
                 for name, c in sorted(self.by_category.items())
             },
             "truncated": self.truncated,

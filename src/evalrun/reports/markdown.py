@@ -20,6 +20,10 @@ def failure_text(record: Mapping[str, Any]) -> str:
     return "; ".join(reasons) or f"score {record['score']} below threshold"
 
 
+def _rate(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.1%}"  # none of its cases ran
+
+
 def write_markdown(
     handle: IO[str],
     run: RunInfo,
@@ -43,7 +47,10 @@ def write_markdown(
         "",
         "| category | cases | passed | pass rate |",
         "|---|---|---|---|",
-        *(f"| {name} | {c['total']} | {c['passed']} | {c['pass_rate']:.1%} |" for name, c in s["by_category"].items()),
+        *(
+            f"| {name} | {c['total']} | {c['passed']} | {_rate(c['pass_rate'])} |"
+            for name, c in s["by_category"].items()
+        ),
     ]
     failing = s["failed"] + s["errors"]
     if failing:

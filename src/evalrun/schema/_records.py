@@ -114,7 +114,7 @@ class CaseResult:
 class CategorySummary(TypedDict):
     total: int
     passed: int
-    pass_rate: float
+    pass_rate: float | None  # of its cases that ran; None when none did (a run cut short)
 
 
 class LatencySummary(TypedDict):
