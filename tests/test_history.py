@@ -453,3 +453,12 @@ def test_an_index_moved_aside_is_made_anew_by_the_same_instance(tmp_path: Path) 
         leftover.unlink()
     history.begin("b2", "eval", origin="cli", request={})
     assert [run["id"] for run in history.list()[0]] == ["b2"]
+
+
+def test_a_pass_rate_of_a_run_cut_short_says_of_how_many() -> None:
+    from evalrun.history import pass_rate_text
+
+    assert pass_rate_text({"pass_rate": 1.0, "total": 240, "not_run": 214}) == "100.0% of 26"
+    assert pass_rate_text({"pass_rate": 0.75, "total": 4, "not_run": 0}) == "75.0%"
+    assert pass_rate_text({"pass_rate": 0.0, "total": 4, "not_run": 4}) == "-"  # none ran
+    assert pass_rate_text({"pass_rate": None, "total": 7, "not_run": None}) == "-"  # still going

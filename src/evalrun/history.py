@@ -29,7 +29,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RUNNING_STATES", "HistoryUnavailable", "RunHistory"]
+__all__ = ["RUNNING_STATES", "HistoryUnavailable", "RunHistory", "pass_rate_text"]
 
 """Where the history lives unless told otherwise, relative to the working directory."""
 
@@ -456,6 +456,15 @@ def _filters(**equal: str | None) -> tuple[str, tuple[str, ...]]:
     if not given:
         return "", ()
     return " WHERE " + " AND ".join(f"{column} = ?" for column in given), tuple(given.values())
+
+
+def pass_rate_text(row: Mapping[str, Any]) -> str:
+    """A row's pass rate as listings print it: of the cases that ran, and saying so when some did
+    not (a run cut short at 26 of 240 is not "100.0 %" without a word)."""
+    rate, total, not_run = row.get("pass_rate"), row.get("total") or 0, row.get("not_run") or 0
+    if rate is None or not total or not_run >= total:
+        return "-"
+    return f"{rate:.1%}" + (f" of {total - not_run:,}" if not_run else "")
 
 
 def _finished_newest_first(db: sqlite3.Connection) -> dict[str, float]:

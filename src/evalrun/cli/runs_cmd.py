@@ -141,6 +141,8 @@ def _print_table(runs: list[dict[str, Any]]) -> None:
 
 
 def _cells(run: dict[str, Any]) -> tuple[str, ...]:
+    from ..history import pass_rate_text
+
     finished = run["finished_at"] is not None
     total, passed = run["total"] or 0, run["passed"]
     return (
@@ -151,7 +153,7 @@ def _cells(run: dict[str, Any]) -> tuple[str, ...]:
         time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run["started_at"])),
         _duration(run["duration_s"]) if finished else "-",
         f"{passed}/{total}" if passed is not None else f"-/{total}",
-        f"{run['pass_rate']:.1%}" if run["pass_rate"] is not None else "-",
+        pass_rate_text(run),
         f"{run['cases_per_second']:,.1f}" if run["cases_per_second"] is not None else "-",
         str(run["exit_code"]) if run["exit_code"] is not None else "-",
     )

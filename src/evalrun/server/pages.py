@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse
 
 from ..compare import compare, load_results
 from ..errors import ConfigError
-from ..history import RunHistory
+from ..history import RunHistory, pass_rate_text
 from ..pages.render import chart_events, render_page, run_view, sparkline_svg, suite_messages
 from ..settings import load_settings
 from .sessions import SessionBook, known_run
@@ -34,11 +34,11 @@ def _when(stamp: float | None) -> str:
 
 def _shown(row: Mapping[str, Any]) -> dict[str, Any]:
     """A history row with what the tables print of it."""
-    rate, duration, speed = row.get("pass_rate"), row.get("duration_s"), row.get("cases_per_second")
+    duration, speed = row.get("duration_s"), row.get("cases_per_second")
     return {
         **row,
         "started": _when(row.get("started_at")),
-        "pass_rate_text": "-" if rate is None or not row.get("total") else f"{rate:.1%}",
+        "pass_rate_text": pass_rate_text(row),
         "duration_text": "-" if duration is None else f"{duration:,.1f} s",
         "rate_text": "-" if speed is None else f"{speed:,.1f}",
     }
