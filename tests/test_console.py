@@ -81,6 +81,10 @@ def test_init_writes_a_project_whose_suggested_command_passes_and_keeps_what_is_
     assert done.returncode == 0, done.stdout + done.stderr
     document = json.loads((tmp_path / "r.json").read_text())
     assert document["summary"]["passed"] == document["summary"]["total"] >= 6
+    from evalrun.assertions import ASSERTION_TYPES
+
+    shown = {a["type"].removeprefix("not-") for case in document["cases"] for a in case["assertions"]}
+    assert shown == set(ASSERTION_TYPES)  # the example shows every kind of assertion
     (tmp_path / "config.toml").write_text("# mine\n")
     again = evalrun(tmp_path, "init")
     assert "kept config.toml" in again.stdout and (tmp_path / "config.toml").read_text() == "# mine\n"
