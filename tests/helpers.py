@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +61,34 @@ def evalrun(
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
+
+
+class ServeProcess:
+    """``evalrun serve --port 0`` in ``folder``, a real uvicorn process; ``url`` once it listens."""
+
+    def __init__(self, folder: Path, *args: str, start_timeout: float = 60) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EVALRUN_")}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "evalrun", "serve", "--port", "0", *args],
+            cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+        self.url = f"http://127.0.0.1:{self._port(start_timeout)}"
+
+    def _port(self, timeout: float) -> str:
+        """The port of the address the server prints first; a server that prints none within
+        ``timeout`` is stopped and its stderr shown (never a test that waits on a pipe forever)."""
+        assert self.process.stdout is not None
+        first: list[str] = []
+        reader = threading.Thread(target=lambda: first.append(self.process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+        reader.start()
+        reader.join(timeout)
+        found = re.search(r"http://127\.0\.0\.1:(\d+)", first[0]) if first else None
+        if found is None:
+            self.process.kill()
+            _, errors = self.process.communicate(timeout=10)
+            raise AssertionError(f"no address from evalrun serve in {timeout:g} s: {first} {errors}")
+        return found.group(1)
+
+    def stop(self, how: int = signal.SIGTERM) -> None:
+        self.process.send_signal(how)
+        self.process.wait(timeout=30)

@@ -8,15 +8,13 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from helpers import evalrun, local_config, write_suite
+from helpers import ServeProcess, evalrun, local_config, write_suite
 
 from evalrun.sim import SimProcess
 
@@ -49,37 +47,20 @@ def _cases() -> list[dict[str, Any]]:
     return right + wrong
 
 
-class Served:
-    def __init__(self, folder: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("EVALRUN_")}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "evalrun", "serve", "--port", "0"],
-            cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        )  # fmt: skip
-        assert self.process.stdout is not None
-        found = re.search(r"http://127\.0\.0\.1:(\d+)", self.process.stdout.readline())
-        assert found, self.process.stderr.read() if self.process.stderr else ""
-        self.url = f"http://127.0.0.1:{found.group(1)}"
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
-
-
 @pytest.fixture
-def served(tmp_path: Path, sim: SimProcess) -> Iterator[Served]:
+def served(tmp_path: Path, sim: SimProcess) -> Iterator[ServeProcess]:
     local_config(tmp_path / "config.toml", sim)
     (tmp_path / "config.toml").write_text(
         '[run]\nprovider = "local"\nmin_pass_rate = 0\n\n' + (tmp_path / "config.toml").read_text()
     )
     write_suite(tmp_path / "suite.jsonl", _cases())
-    server = Served(tmp_path)
+    server = ServeProcess(tmp_path)
     yield server
     server.stop()
 
 
 def test_a_run_started_from_the_form_is_watched_live_opened_filtered_and_compared(
-    tmp_path: Path, sim: SimProcess, served: Served, browser: Any
+    tmp_path: Path, sim: SimProcess, served: ServeProcess, browser: Any
 ) -> None:
     sim.control(latency_ms=150)
     page = browser.new_page(viewport={"width": 1280, "height": 800})

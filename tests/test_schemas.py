@@ -402,7 +402,7 @@ def test_timed_out_test_run_with_tests_in_flight_and_not_run_validates(tmp_path:
             pass
         """,
     )
-    done, document, names = _test_run(root, "--timeout", "2")
+    done, document, names = _test_run(root, "--timeout", "4")  # time for a slow machine to reach test_hangs
     assert done.returncode == 124, done.stderr
     assert document["state"] == "timeout"
     assert document["in_flight"] == ["test_tiny.py::test_hangs"] and document["not_run"] == ["test_tiny.py::test_never"]

@@ -70,7 +70,7 @@ def test_a_warm_cache_is_judged_concurrently(tmp_path: Path, sim: SimProcess) ->
     judged = run(tmp_path, sim, EchoJudge(), concurrency=4)
     stats = sim.stats()
     assert judged.summary["cache_hits"] == 12 and judged.summary["passed"] == 12
-    assert stats["requests"] == 12 and stats["peak_inflight"] == 4
+    assert stats["requests"] == 12 and 2 <= stats["peak_inflight"] <= 4  # side by side (exactly 4: an idle machine)
 
 
 def test_a_failing_scorer_costs_its_case_never_the_run(tmp_path: Path, sim: SimProcess) -> None:

@@ -5,11 +5,8 @@ on an ephemeral loopback port."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from helpers import arithmetic_cases, evalrun, local_config, write_suite
+from helpers import ServeProcess, arithmetic_cases, evalrun, local_config, write_suite
 
 from evalrun.server import ServerConfig, create_app
 from evalrun.sim import SimProcess
@@ -180,28 +177,14 @@ def test_runs_against_one_provider_share_one_concurrency_limit(tmp_path: Path, s
 # -- a real uvicorn process ----------------------------------------------------------------------
 
 
-class Server:
+class Server(ServeProcess):
     def __init__(self, folder: Path, *args: str) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("EVALRUN_")}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "evalrun", "serve", "--port", "0", *args],
-            cwd=folder,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        found = re.search(r"http://127\.0\.0\.1:(\d+)", line)
-        assert found, f"no address in {line!r}: {self.process.stderr.read() if self.process.stderr else ''}"
-        self.url = f"http://127.0.0.1:{found.group(1)}"
+        super().__init__(folder, *args)
         self.client = httpx.Client(base_url=self.url, timeout=10)
 
     def stop(self, how: int = signal.SIGTERM) -> None:
         self.client.close()
-        self.process.send_signal(how)
-        self.process.wait(timeout=30)
+        super().stop(how)
 
 
 @pytest.fixture
