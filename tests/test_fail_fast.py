@@ -8,10 +8,12 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 import anyio
+import pytest
 from helpers import arithmetic_cases, evalrun, local_config, write_suite
 
 from evalrun.client import Breaker, CallPolicy, ModelClient, Trip
@@ -20,10 +22,13 @@ from evalrun.providers.base import ChatResponse, ProviderError, Reply, Transient
 from evalrun.sim import SimProcess
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:  # bound, then closed: nothing listens there
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A loopback port bound and never listened on, for the whole test: a connection there is
+    refused, and no other test's server can take the port meanwhile."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield int(held.getsockname()[1])
 
 
 def _config(tmp_path: Path, base_url: str, key_variable: str = "") -> None:
@@ -41,8 +46,8 @@ def _run(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> tuple
     return done.returncode, done.stderr, json.loads((tmp_path / "r.json").read_text())["summary"]
 
 
-def test_a_closed_port_stops_the_run_after_a_few_attempts_naming_the_host(tmp_path: Path) -> None:
-    port = _closed_port()
+def test_a_closed_port_stops_the_run_after_a_few_attempts_naming_the_host(tmp_path: Path, closed_port: int) -> None:
+    port = closed_port
     _config(tmp_path, f"http://127.0.0.1:{port}/v1")
     code, stderr, summary = _run(tmp_path)
     assert code == 3 and f"cannot reach 127.0.0.1:{port}: ConnectError" in stderr
