@@ -208,6 +208,7 @@ _WRITER = textwrap.dedent(
     from evalrun.history import RunHistory
 
     root, prefix, go = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+    go.with_name(f"ready-{prefix}").touch()  # imported: only the signal to go is awaited now
     deadline = time.monotonic() + 30
     while not go.exists() and time.monotonic() < deadline:  # start together, so that the writes overlap
         time.sleep(0.001)
@@ -226,8 +227,11 @@ def test_two_processes_record_runs_at_once(tmp_path: Path) -> None:
         subprocess.Popen([sys.executable, "-c", _WRITER, str(root), prefix, str(go)], stderr=subprocess.PIPE, text=True)
         for prefix in ("cli", "srv")
     ]
-    time.sleep(0.3)  # both importing or waiting: the first write of each meets the other's
-    go.touch()
+    deadline = time.monotonic() + 30
+    while not all((tmp_path / f"ready-{prefix}").exists() for prefix in ("cli", "srv")):  # both imported
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    go.touch()  # both start at once: the first write of each meets the other's
     for writer in writers:
         _, errors = writer.communicate(timeout=60)
         assert writer.returncode == 0, errors
