@@ -4,13 +4,15 @@ HTTP on 127.0.0.1."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import anyio
 import pytest
 
 from evalrun.client import CallPolicy, ModelClient, backoff_delay
 from evalrun.events import Event, RetryScheduled
-from evalrun.providers.base import ChatResponse, ClientOptions, ProviderError, parse_duration
+from evalrun.providers.base import ChatResponse, ClientOptions, ProviderError, Reply, TransientError, parse_duration
 from evalrun.providers.http import HttpProvider
 from evalrun.providers.openai import DIALECT, server_delay
 from evalrun.sim import SimProcess
@@ -43,7 +45,8 @@ def retry_delay(headers: dict[str, str], attempt: int, base: float) -> float:
 
 
 def test_retry_delay_prefers_the_servers_word() -> None:
-    assert retry_delay({"retry-after-ms": "250", "retry-after": "9"}, 1, 1.0) == pytest.approx(0.25)
+    # A base of 1 ms keeps the floor under a told wait (test below) out of the way of short ones.
+    assert retry_delay({"retry-after-ms": "250", "retry-after": "9"}, 1, 0.001) == pytest.approx(0.25)
     assert retry_delay({"retry-after": "3"}, 1, 1.0) == pytest.approx(3.0)
     http_date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 5))
     assert 3.5 < retry_delay({"retry-after": http_date}, 1, 1.0) <= 5.0
@@ -55,7 +58,7 @@ def test_retry_delay_prefers_the_servers_word() -> None:
     }
     assert retry_delay(groq, 1, 1.0) == pytest.approx(7.66)  # tokens are the exhausted budget
     assert retry_delay(
-        {"x-ratelimit-reset-requests": "1m30s", "x-ratelimit-reset-tokens": "2ms"}, 1, 1.0
+        {"x-ratelimit-reset-requests": "1m30s", "x-ratelimit-reset-tokens": "2ms"}, 1, 0.001
     ) == pytest.approx(0.002)
     assert retry_delay({"retry-after": "3600"}, 1, 1.0) == 60.0  # capped
 
@@ -66,6 +69,16 @@ def test_backoff_without_headers_grows_exponentially_with_jitter() -> None:
         delays = [retry_delay({}, attempt, 0.1) for _ in range(50)]
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len(set(delays)) > 1
+
+
+def test_a_told_wait_has_a_floor_that_grows_with_each_refusal() -> None:
+    """A 429 that names no wait (or one already past) is not retried in a tight loop."""
+    past = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() - 30))
+    openai_reset = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "6ms"}
+    for headers in ({"retry-after": "0"}, {"retry-after": past}, {"retry-after-ms": "0"}, openai_reset):
+        assert [retry_delay(headers, attempt, 0.5) for attempt in (1, 2, 3, 4, 10)] == [0.25, 0.5, 1.0, 1.0, 1.0]
+    assert [backoff_delay(1.0, attempt, 0.5) for attempt in (1, 5, 50)] == [1.0, 1.0, 1.0]  # never stretched
+    assert backoff_delay(7.0, 50, 0.5) == 7.0 and backoff_delay(0.0, 3, 0.5, ceiling=0.2) == 0.2
 
 
 def _complete(
@@ -120,7 +133,8 @@ def test_429s_are_retried_for_a_time_not_a_count(sim: SimProcess) -> None:
     assert isinstance(error, ProviderError) and error.status == 429
     assert "still rate limited after 0.3 s" in str(error)
     assert len(notices) > 5 and error.attempts == len(notices) + 1  # far beyond --retries 1
-    assert all(n.status == 429 and n.delay == pytest.approx(0.01) for n in notices)
+    assert notices[0].delay == pytest.approx(0.01)  # the server's word, while it is above the floor
+    assert all(n.status == 429 and n.delay >= 0.01 for n in notices)
 
 
 def test_429s_do_not_spend_the_retries_of_failures(sim: SimProcess) -> None:
@@ -181,3 +195,61 @@ def test_connection_refused_is_retried_then_reported(sim: SimProcess) -> None:
     error, notices = _complete(sim, retries=1, base_url="http://127.0.0.1:9/v1")
     assert isinstance(error, ProviderError) and "ConnectError" in str(error)
     assert len(notices) == 1
+
+
+def test_a_429_naming_no_wait_is_not_retried_in_a_tight_loop(sim: SimProcess) -> None:
+    sim.control(rate_429=1.0, retry_after_ms=0)  # "retry-after: 0", every time
+    error, notices = _complete(sim, rate_limit_wait=2.0)
+    assert isinstance(error, ProviderError) and error.status == 429
+    # Taken as said, a zero wait made thousands of requests in 2 s; the floor grows from half a
+    # millisecond (this base) to a second: about a dozen.
+    assert 5 < sim.stats()["requests"] < 50
+    assert [n.delay for n in notices] == sorted(n.delay for n in notices) and notices[-1].delay > 0.1
+
+
+class _Refusing:
+    """A provider whose first ``refusals`` attempts fail with ``error``, then answer."""
+
+    def __init__(self, error: TransientError, refusals: int) -> None:
+        self.identity = {"name": "stub", "base_url": "stub://"}
+        self.error, self.refusals, self.attempts = error, refusals, 0
+
+    async def send(self, model: str, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]) -> Reply:
+        self.attempts += 1
+        if self.attempts <= self.refusals:
+            raise self.error
+        return Reply(ChatResponse("5", 3, 1, 1.0))
+
+    async def server_stats(self) -> dict[str, Any] | None:
+        return None
+
+    async def aclose(self) -> None:
+        pass
+
+
+def _stubbed(provider: _Refusing, policy: CallPolicy) -> list[RetryScheduled]:
+    """One call through the model client to ``provider``, which must end in an answer; its retries."""
+    events: list[Event] = []
+
+    async def go() -> None:
+        client, holder = ModelClient(provider, policy, lambda event: events.append(event)), object()
+        await client.acquire(holder)
+        with anyio.fail_after(3):  # a case's worth of seconds, not the minutes a bug takes
+            await client.complete(holder, "m", MESSAGES, {}, "case-1")
+
+    anyio.run(go)
+    return [event for event in events if isinstance(event, RetryScheduled)]
+
+
+def test_a_5xx_that_names_no_wait_gets_the_floor_too() -> None:
+    provider = _Refusing(TransientError("HTTP 503", 503, delay=0.0), refusals=3)
+    notices = _stubbed(provider, CallPolicy(retries=3, retry_base_delay=0.1))
+    assert [n.delay for n in notices] == pytest.approx([0.05, 0.1, 0.2])
+
+
+def test_a_refused_attempt_gives_its_token_estimate_back() -> None:
+    """Each attempt takes about 260 tokens (no answer seen yet) from a 3000 TPM budget, which
+    holds 50: kept, the estimates of two refused attempts would hold the third for 10 s."""
+    provider = _Refusing(TransientError("HTTP 429", 429, delay=0.001), refusals=2)
+    notices = _stubbed(provider, CallPolicy(tpm=3000, retry_base_delay=0.001))
+    assert len(notices) == 2 and provider.attempts == 3

@@ -9,7 +9,9 @@ from __future__ import annotations
 import itertools
 import math
 import random
+from collections.abc import Callable
 
+import anyio
 import pytest
 
 from evalrun.client import ConcurrencyController, Outcome, ServerPacer, TokenBucket
@@ -124,6 +126,37 @@ def test_token_bucket_paces_to_its_rate() -> None:
     assert bucket.wait_time(1) == pytest.approx(0.0)
     clock.now = 100
     assert bucket.wait_time(1) == 0 and bucket.wait_time(2) == 0 and bucket.capacity == 2
+
+
+async def _wait_for_the_sleeper(bucket: TokenBucket, amount: float, then: Callable[[], None]) -> None:
+    """``bucket.take(amount)`` while the bucket owes more than that; ``then`` once it sleeps. The
+    clock stands still, so only ``then`` can let the taker through: it must within a second."""
+    with anyio.fail_after(1):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(bucket.take, amount)
+            await anyio.wait_all_tasks_blocked()
+            then()
+
+
+def test_tokens_given_back_wake_the_caller_waiting_for_them() -> None:
+    clock = Clock()
+    bucket = TokenBucket(3000, clock=clock)  # 50 a second, a burst of 50
+    anyio.run(bucket.take, 260)  # an estimate: the bucket owes 210
+    assert bucket.wait_time(5) == pytest.approx(4.3)
+    anyio.run(_wait_for_the_sleeper, bucket, 5, lambda: bucket.adjust(5 - 260))  # the answer cost 5
+    assert bucket.wait_time(40) == 0  # 45 - 5 left
+
+
+def test_a_new_rate_wakes_the_caller_waiting_at_the_old_one() -> None:
+    clock = Clock()
+    bucket = TokenBucket(3000, clock=clock)
+    anyio.run(bucket.take, 260)
+
+    def faster() -> None:
+        bucket.set_rate(300_000)  # 5000 a second: the debt is gone in 43 ms
+        clock.now += 0.05
+
+    anyio.run(_wait_for_the_sleeper, bucket, 5, faster)
 
 
 def test_openai_and_groq_rate_headers_are_read() -> None:

@@ -12,13 +12,16 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import redis
 from helpers import arithmetic_cases, evalrun, local_config, write_suite
 
 from evalrun.sim import SimProcess
+
+if TYPE_CHECKING:
+    from evalrun.client.shared_budget import SharedBudget
 
 REDIS_SERVER = shutil.which("redis-server")
 pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="needs Debian's redis-server package")
@@ -264,3 +267,126 @@ def test_answers_dropped_while_redis_is_away_are_said_once(monkeypatch: pytest.M
 
     anyio.run(keep_many)
     assert [m for m in told if "unreachable" in m] and len([m for m in told if "over 3 answers waiting" in m]) == 1
+
+
+# -- the shared budget settles token estimates -------------------------------------------------------
+
+_TPM = 3000  # 50 tokens a second: a call's first estimate (a short prompt and 256) is 5 s of it
+
+
+def _budget(url: str) -> SharedBudget:
+    from evalrun.client.shared_budget import SharedBudget
+
+    return SharedBudget(url, "http://provider", "sk-secret", warn=lambda message: None)
+
+
+def _rate() -> float:
+    from evalrun.client.shared_budget import _SAFETY
+
+    return _TPM * _SAFETY / 60
+
+
+def test_a_give_back_fills_the_shared_bucket_at_most(redis_server: RedisServer) -> None:
+    import anyio
+
+    stored: list[float] = []
+
+    async def waits() -> tuple[float | None, float | None]:
+        budget = _budget(redis_server.url)
+        key = f"{budget.prefix}:tokens"
+        try:
+            await budget.take(key, 5.0, 10.0)  # 9 tokens of debt
+            given = await budget.take(key, 5.0, -100.0)  # more given back than was owed
+            stored.append(float(redis.Redis(port=redis_server.port).hget(key, "tokens") or "nan"))
+            return given, await budget.take(key, 5.0, 3.0)
+        finally:
+            await budget.aclose()
+
+    given, after = anyio.run(waits)
+    assert given == 0.0 and stored == [1.0]  # full, not 91
+    assert after is not None and 0.2 < after <= 0.4  # the next call's 3 tokens are 2 owed (0.4 s, less the time since)
+
+
+def test_what_a_call_gave_back_reaches_every_runner_with_the_next_take(redis_server: RedisServer) -> None:
+    import anyio
+
+    async def others_wait() -> float | None:
+        mine, other = _budget(redis_server.url), _budget(redis_server.url)
+        key, bucket = f"{mine.prefix}:tokens", mine.bucket("tokens", _TPM)
+        try:
+            await mine.take(key, _rate(), 260)  # a call's estimate; the call was sent
+            bucket.adjust(5 - 260)  # and cost 5
+            with anyio.fail_after(2):  # 5.3 s, had the estimate stood
+                await bucket.take(5)  # this runner's next call: the give-back goes with it
+            return await other.take(key, _rate(), 5)  # another runner's call
+        finally:
+            await mine.aclose()
+            await other.aclose()
+
+    wait = anyio.run(others_wait)
+    assert wait is not None and wait < 1.0  # 5.4 s, had the estimate stood
+
+
+def test_a_runners_calls_asleep_in_the_queue_move_up_by_what_it_gave_back(redis_server: RedisServer) -> None:
+    import anyio
+
+    async def second_call() -> None:
+        budget = _budget(redis_server.url)
+        key, bucket = f"{budget.prefix}:tokens", budget.bucket("tokens", _TPM)
+        try:
+            await budget.take(key, _rate(), 260)  # the first call's estimate; it was sent
+            with anyio.fail_after(2):  # 5.3 s behind the first call's estimate
+                async with anyio.create_task_group() as tasks:
+                    tasks.start_soon(bucket.take, 5)  # the second call (its answer's size now known)
+                    await anyio.wait_all_tasks_blocked()
+                    bucket.adjust(5 - 260)  # the first call cost 5
+        finally:
+            await budget.aclose()
+
+    anyio.run(second_call)
+
+
+def test_what_was_given_back_waits_out_a_redis_that_is_away(tmp_path: Path) -> None:
+    import anyio
+
+    (tmp_path / "redis").mkdir()
+    server = RedisServer(_free_port(), durable_in=tmp_path / "redis").start()  # its debt survives the restart
+
+    async def others_wait() -> float | None:
+        mine, other = _budget(server.url), _budget(server.url)
+        key, bucket = f"{mine.prefix}:tokens", mine.bucket("tokens", _TPM)
+        try:
+            await mine.take(key, _rate(), 260)
+            bucket.adjust(5 - 260)
+            server.stop()
+            await bucket.take(5)  # paced locally; what is owed to Redis is kept
+            server.start()
+            await anyio.sleep(1.2)  # until the runner tries Redis again
+            with anyio.fail_after(2):
+                await bucket.take(5)  # back: the give-back goes with it
+            return await other.take(key, _rate(), 5)
+        finally:
+            await mine.aclose()
+            await other.aclose()
+
+    try:
+        wait = anyio.run(others_wait)
+    finally:
+        server.stop()
+    assert wait is not None and wait < 1.0  # about 4 s of debt, had the give-back been lost
+
+
+def test_a_shared_tpm_paces_a_run_by_what_its_calls_cost(
+    tmp_path: Path, sim: SimProcess, redis_server: RedisServer
+) -> None:
+    """20 calls of about 5 tokens, under 3000 TPM: 100 s paced by their first estimates."""
+    from helpers import local_settings
+
+    from evalrun import Runner
+
+    sim.control(latency_ms=10)
+    settings = local_settings(tmp_path, sim, arithmetic_cases(20), cache_url=redis_server.url, tpm=_TPM,
+                              concurrency=10, timeout=60)  # fmt: skip
+    result = Runner(settings, env={}).run_sync()
+    assert result.summary["passed"] == 20 and sim.stats()["requests"] == 20
+    assert result.summary["wall_seconds"] < 40  # about 6 s: the first call's own estimate, then seconds

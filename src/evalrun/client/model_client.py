@@ -90,6 +90,36 @@ class Pacer(Protocol):
     def adjust(self, amount: float) -> None: ...
 
 
+class AnswerSizes:
+    """What a run's answers cost in tokens, learned as they come: the answer's share of the
+    estimate a call takes from a TPM budget before it is sent, when the request does not cap its
+    answer (a request with ``max_tokens`` reserves that, as OpenAI's own limiter does).
+
+    Why learn it: a fixed guess (256 tokens, a paragraph) is fifty times what the short answers
+    evals mostly ask for cost (a number, a label, a word). Each call's true cost is settled when
+    it is answered, so a minute's budget holds whatever the estimate; but until then the estimate
+    is what a call holds of the budget, and a budget held by guesses paces the run by them, not by
+    what its calls cost. Why an average and not the largest seen: an under-estimate is settled
+    too (the calls after it wait the debt), so the estimate only decides how far ahead of its
+    settling the pace runs, and an average errs least both ways. Moving (each answer weighs
+    ``WEIGHT``), so that a suite whose answers grow is followed within a few calls; per model,
+    since two models answer the same case at their own length.
+    """
+
+    WEIGHT = 0.2
+
+    def __init__(self) -> None:
+        self._mean: dict[str, float] = {}
+
+    def expected(self, model: str) -> float | None:
+        """Tokens an answer of ``model`` is expected to cost; None before the first one."""
+        return self._mean.get(model)
+
+    def seen(self, model: str, tokens: int) -> None:
+        mean = self._mean.get(model)
+        self._mean[model] = float(tokens) if mean is None else mean + self.WEIGHT * (tokens - mean)
+
+
 @dataclass
 class _Tries:
     """One call's retry budgets: failures are counted, 429s are timed."""
@@ -122,6 +152,7 @@ class ModelClient:
         self._on_trip = on_trip
         self._limits = limits if limits is not None else CallLimits(policy)
         self._slots, self._controller, self._server = self._limits.slots, self._limits.controller, self._limits.server
+        self._answers = AnswerSizes()
 
     @property
     def limit(self) -> int:
@@ -147,12 +178,14 @@ class ModelClient:
         tries = _Tries(now, now + self._policy.rate_limit_wait)
         try:
             for attempt in itertools.count(1):
-                estimate = estimate_tokens(messages, params) if self._limits.tpm or self._server.tokens else 0
+                estimate = self._estimate(model, messages, params)
                 ticket = await self._paced(estimate)
                 started = time.monotonic()
                 try:
                     reply = await self._send(model, messages, params)
                 except TransientError as exc:
+                    if estimate:  # before _learn: what a refusal says is left then caps what came back
+                        self._give_back(estimate)
                     tries.unreachable = tries.unreachable + 1 if exc.unreachable else 0
                     if exc.unreachable:
                         self._tell(self._breaker.unreachable(exc.reason, tries.unreachable))
@@ -176,6 +209,7 @@ class ModelClient:
                 self._learn(reply.limits, ticket)
                 self._record(Outcome.OK, started, time.monotonic() - started)
                 answer = reply.answer
+                self._answers.seen(model, answer.completion_tokens)
                 if estimate:
                     self._settle(estimate, answer.prompt_tokens + answer.completion_tokens)
                 return answer, attempt
@@ -231,6 +265,18 @@ class ModelClient:
             waited = f"still rate limited after {policy.rate_limit_wait:g} s (--rate-limit-wait)"
             raise ProviderError(f"{exc.reason}; {waited}", 429, attempt)
         return delay
+
+    def _estimate(self, model: str, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]) -> int:
+        """The tokens a call takes from the TPM budgets before it is sent (0: none to take from)."""
+        if not (self._limits.tpm or self._server.tokens):
+            return 0
+        return estimate_tokens(messages, params, self._answers.expected(model))
+
+    def _give_back(self, estimate: int) -> None:
+        """An attempt that failed (a 429 or 5xx refused before any work, a server never reached)
+        costs nothing the budgets know of; the next attempt takes its own estimate, so keeping
+        this one would count the call twice and pace the retries by calls never served."""
+        self._settle(estimate, 0)
 
     async def _paced(self, estimate: int) -> Ticket:
         limits = self._limits

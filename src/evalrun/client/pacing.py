@@ -41,6 +41,9 @@ class TokenBucket:
         self._tokens = self.capacity
         self._stamp = clock()
         self._lock = anyio.Lock()
+        #: Set when tokens come back or the rate changes, so that the caller sleeping in ``take``
+        #: looks again at once. Made by that sleeper: ``anyio.Event()`` needs a running loop.
+        self._changed: anyio.Event | None = None
 
     @property
     def rate_per_minute(self) -> float:
@@ -52,6 +55,7 @@ class TokenBucket:
         self._rate = max(rate_per_minute, 1e-9) / 60.0
         self.capacity = max(1.0, self._rate)
         self._tokens = min(self._tokens, self.capacity)
+        self._wake()
 
     def _refill(self) -> None:
         now = self._clock()
@@ -68,13 +72,32 @@ class TokenBucket:
         """Wait until ``amount`` tokens can be taken, then take them (callers queue in order)."""
         async with self._lock:
             while (delay := self.wait_time(amount)) > 0:
-                await anyio.sleep(delay)
+                await self._sleep_unless_changed(delay)
             self._tokens -= amount
+
+    async def _sleep_unless_changed(self, delay: float) -> None:
+        """Sleep ``delay`` seconds, or less if tokens come back or the rate changes meanwhile.
+
+        A token estimate is taken before a call and settled after it: a short answer gives back
+        most of what was taken, often while the next caller sleeps off the debt the estimate
+        made. Sleeping the whole delay would pace by the estimates, not by what calls cost."""
+        self._changed = changed = anyio.Event()  # one sleeper at a time: it holds the lock
+        try:
+            with anyio.move_on_after(delay):
+                await changed.wait()
+        finally:
+            self._changed = None
+
+    def _wake(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
 
     def adjust(self, amount: float) -> None:
         """Give back (negative: take more) once the true cost of a request is known."""
         self._refill()
         self._tokens = min(self.capacity, self._tokens - amount)
+        if amount < 0:
+            self._wake()
 
     def at_most(self, remaining: float) -> None:
         """The server says only ``remaining`` are left: never count on more than that."""

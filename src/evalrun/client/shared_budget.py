@@ -8,6 +8,12 @@ debt, and the call sleeps the debt's worth of time. Refill and take are one atom
 Redis's clock (``TIME``), so machines whose clocks differ still share one pace. The bucket holds
 one token at most: a burst could put a window over the key's budget, an even pace never does.
 
+A call takes an estimate of its tokens, and its true cost is known only once it is answered
+(an answer of five tokens where 260 were taken, say). The difference goes to Redis with the
+runner's next take, in the same step (no round trip of its own), so the calls after it, of every
+runner, are no longer paced by estimates; and this runner's own calls asleep in the queue move up
+by it at once, as they would had the estimate been right.
+
 A Redis that cannot be reached mid-run does not stop the run: calls pace on a local bucket at
 the same rate (this runner's share is not known then, so it is the whole rate) until Redis
 answers again, and the run is told both times.
@@ -29,6 +35,11 @@ from .pacing import TokenBucket
 __all__ = ["SharedBucket", "SharedBudget"]
 
 #: Refill, take (into debt if need be) and say how long the taker must wait: one atomic step.
+#: ``amount`` is net of what the runner's calls gave back since its last take, so it may be
+#: negative. The bucket holds its capacity (1) at most, before the take (an idle bucket lends no
+#: burst) and after it (a give-back pays debts, and at most fills the bucket: it never makes a
+#: burst). The first cap alone would cut an over-full bucket at the next take, so no wait depends
+#: on the second; it keeps what is stored true meanwhile, for whoever reads it.
 _TAKE = """
 local rate = tonumber(ARGV[1])
 local amount = tonumber(ARGV[2])
@@ -37,7 +48,7 @@ local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local kept = redis.call('HMGET', KEYS[1], 'tokens', 'stamp')
 local tokens = tonumber(kept[1]) or 1
 local stamp = tonumber(kept[2]) or now
-tokens = math.min(1, tokens + math.max(0, now - stamp) * rate) - amount
+tokens = math.min(1, math.min(1, tokens + math.max(0, now - stamp) * rate) - amount)
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'stamp', tostring(now))
 redis.call('EXPIRE', KEYS[1], 3600)
 if tokens >= 0 then return '0' end
@@ -56,6 +67,9 @@ class SharedBucket:
         self._budget, self._key = budget, f"{budget.prefix}:{kind}"
         self._rate = rate_per_minute * _SAFETY / 60
         self._local = TokenBucket(rate_per_minute * _SAFETY)
+        self._owed = 0.0  # settled estimates not yet sent to Redis (negative: given back)
+        self._given_back = 0.0  # net of all settled so far: how far this runner's sleepers move up
+        self._changed: anyio.Event | None = None  # set when tokens come back (made by a sleeper)
 
     @property
     def rate_per_minute(self) -> float:
@@ -67,15 +81,41 @@ class SharedBucket:
 
     async def take(self, amount: float = 1.0) -> None:
         """Wait this call's turn in the budget every runner shares (a local one while Redis is away)."""
-        wait = await self._budget.take(self._key, self._rate, amount)
+        # Taken out before the round trip, so that a take meanwhile does not send it again.
+        owed, self._owed = self._owed, 0.0
+        given_back = self._given_back
+        wait = await self._budget.take(self._key, self._rate, amount + owed)
         if wait is None:
+            self._owed += owed  # Redis never saw it: it goes with a take once Redis is back
             await self._local.take(amount)
         elif wait > 0:
-            await anyio.sleep(wait)
+            await self._sleep(wait, given_back)
+
+    async def _sleep(self, wait: float, given_back: float) -> None:
+        """Sleep ``wait`` seconds, less what this runner has given back since (``given_back`` then).
+
+        The wait is this call's place behind the debt in Redis. A call answered since, of this
+        runner, gave back part of that debt: every call queued behind it comes that much sooner
+        (Redis hears of it with the next take; other runners' sleepers do not, which only makes
+        them late). What was given back counts at the shared pace, as the debt does."""
+        until = time.monotonic() + wait
+        while (left := until - (self._given_back - given_back) / self._rate - time.monotonic()) > 0:
+            if self._changed is None:
+                self._changed = anyio.Event()
+            with anyio.move_on_after(left):
+                await self._changed.wait()
 
     def adjust(self, amount: float) -> None:
-        """A token estimate settled: not shared (one more round trip a call for a few tokens' error)."""
-        self._local.adjust(amount)
+        """A token estimate settled (negative: given back). Redis hears of it with the next take;
+        while Redis is away, calls take from the local bucket, and it is that bucket's."""
+        if self._budget.away:
+            self._local.adjust(amount)
+            return
+        self._owed += amount
+        self._given_back -= amount
+        if amount < 0 and self._changed is not None:
+            self._changed.set()
+            self._changed = None
 
 
 class SharedBudget:
@@ -93,6 +133,11 @@ class SharedBudget:
         self._warn = warn
         self._away_since: float | None = None
         self._next_try = 0.0
+
+    @property
+    def away(self) -> bool:
+        """Whether Redis is out of reach (calls pace on local buckets until it answers again)."""
+        return self._away_since is not None
 
     def bucket(self, kind: str, rate_per_minute: float) -> SharedBucket:
         return SharedBucket(self, kind, rate_per_minute)

@@ -259,7 +259,14 @@ def is_loopback(url: str) -> bool:
         return False
 
 
-def estimate_tokens(messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]) -> int:
-    """A cheap upper-ish estimate of a request's tokens, for the TPM bucket before the call."""
+def estimate_tokens(
+    messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any], answer_tokens: float | None = None
+) -> int:
+    """A cheap estimate of a request's tokens, for the TPM bucket before the call: the prompt at
+    four characters a token, and the answer's ``max_tokens`` when the request caps it (what
+    OpenAI's limiter itself reserves), else ``answer_tokens``, what the caller expects answers to
+    cost (256, a paragraph, while it has seen none)."""
     chars = sum(len(str(m.get("content", ""))) for m in messages)
-    return math.ceil(chars / 4) + int(params.get("max_tokens") or params.get("max_completion_tokens") or 256)
+    cap = params.get("max_tokens") or params.get("max_completion_tokens")
+    answer = int(cap) if cap else (answer_tokens if answer_tokens is not None else 256)
+    return math.ceil(chars / 4 + answer)
