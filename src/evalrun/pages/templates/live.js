@@ -11,11 +11,6 @@
       badges.forEach(function (state) { state.textContent = p.status; state.className = "state " + String(p.status).replace(" ", "-"); });
       box.querySelector("progress").value = p.progress_percentage;
     }
-    function category(result) {
-      var c = cats[result.category] = cats[result.category] || {done: 0, passed: 0};
-      c.done += 1; if (result.status === "pass") c.passed += 1;
-      draw();
-    }
     function draw() {
       var grid = box.querySelector('[data-f="categories"]'); grid.textContent = "";
       Object.keys(cats).sort().forEach(function (name) {
@@ -26,16 +21,15 @@
         grid.appendChild(n); grid.appendChild(bar); grid.appendChild(t);
       });
     }
-    source.addEventListener("progress", function (e) {
-      var p = JSON.parse(e.data); show(p);
-      if (p.categories) { cats = p.categories; draw(); }  // the whole counts: right however late this page joined
-    });
-    source.addEventListener("run_started", function (e) {
-      var started = JSON.parse(e.data); Object.keys(started.categories || {}).forEach(function (name) { cats[name] = {done: 0, passed: 0, total: started.categories[name]}; });
-    });
-    source.addEventListener("task_finished", function (e) { category(JSON.parse(e.data).result); });
+    function update(p) {
+      show(p);
+      // Each category's whole counts, from the same snapshot as the figures above: they agree, and
+      // are right however late this page joined.
+      if (p.categories) { cats = p.categories; draw(); }
+    }
+    source.addEventListener("progress", function (e) { update(JSON.parse(e.data)); });
     source.addEventListener("summary", function (e) {
-      show(JSON.parse(e.data)); source.close(); box.dataset.ended = "1";
+      update(JSON.parse(e.data)); source.close(); box.dataset.ended = "1";
       if (box.dataset.reload !== undefined) setTimeout(function () { location.reload(); }, 1000);  // 100 % seen, then the results
     });
     source.onerror = function () { if (box.dataset.ended) source.close(); };
