@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from ..errors import ConfigError, SuiteError
 from ..history import RunHistory
 from ..locations import HISTORY_DIR
-from ..recording import OVERVIEW_FILE
+from ..recording import OVERVIEW_FILE, RESULTS_FILE
 from ..reports.prometheus import MetricFamilies, RunExporter
 from ..runner import Runner, new_run_id
 from ..testrun.runner import TestRunner
@@ -230,7 +230,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     @api.get("/api/runs/{run_id}/results")
     async def results(run_id: str) -> Response:
         row = await _row(run_id)
-        path = history.folder(row["id"]) / "results.json"
+        path = history.folder(row["id"]) / RESULTS_FILE
         if not path.is_file():
             raise HTTPException(404, f"run {run_id} has no results yet (state {row['state']})")
         return Response(path.read_bytes(), media_type="application/json")

@@ -20,6 +20,7 @@ from ..compare import compare, load_results
 from ..errors import ConfigError
 from ..history import RunHistory, pass_rate_text
 from ..pages.render import chart_events, render_page, run_view, sparkline_svg, suite_messages
+from ..recording import RESULTS_FILE
 from ..settings import load_settings
 from .sessions import SessionBook, known_run
 
@@ -57,7 +58,7 @@ def _trends(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 def _has_results(history: RunHistory, run_id: str) -> bool:
     try:
-        return (history.folder(run_id) / "results.json").is_file()
+        return (history.folder(run_id) / RESULTS_FILE).is_file()
     except ValueError:  # not a run id at all
         return False
 
@@ -112,14 +113,14 @@ def add_pages(
         folder = history.folder(run_id)
         detail: dict[str, Any] = {}
         others: list[dict[str, Any]] = []
-        if row["kind"] == "eval" and (folder / "results.json").is_file():
-            document = await anyio.to_thread.run_sync(load_results, folder / "results.json")
+        if row["kind"] == "eval" and (folder / RESULTS_FILE).is_file():
+            document = await anyio.to_thread.run_sync(load_results, folder / RESULTS_FILE)
             events = await anyio.to_thread.run_sync(chart_events, folder / "events.jsonl")
             messages = await anyio.to_thread.run_sync(suite_messages, document)
             detail = run_view(document, events, messages)
             earlier, _ = await anyio.to_thread.run_sync(lambda: history.list(kind="eval", limit=50))
             others = [
-                _shown(r) for r in earlier if r["id"] != run_id and (history.folder(r["id"]) / "results.json").is_file()
+                _shown(r) for r in earlier if r["id"] != run_id and (history.folder(r["id"]) / RESULTS_FILE).is_file()
             ]
         return page("run.html", title=f"evalrun · run {run_id}", row=row, started=_when(row.get("started_at")),
                     live=live, others=others, **detail)  # fmt: skip
@@ -134,8 +135,8 @@ def add_pages(
                 if not _has_results(history, run_id):
                     raise HTTPException(404, f"no run '{run_id}' with results")
             try:
-                older = await anyio.to_thread.run_sync(load_results, history.folder(a) / "results.json")
-                newer = await anyio.to_thread.run_sync(load_results, history.folder(b) / "results.json")
+                older = await anyio.to_thread.run_sync(load_results, history.folder(a) / RESULTS_FILE)
+                newer = await anyio.to_thread.run_sync(load_results, history.folder(b) / RESULTS_FILE)
                 comparison = compare(older, newer)
             except (ConfigError, ValueError) as exc:  # said of the runs, not of the server's files
                 error = str(exc).replace(str(history.root), "runs")
