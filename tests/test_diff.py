@@ -48,6 +48,20 @@ def test_regressions_and_fixes_are_the_cases_whose_outcome_changed(tmp_path: Pat
     assert comparison.added == comparison.removed == comparison.still_failing == 0
 
 
+def test_a_warm_run_compares_its_answers_latency_like_a_cold_one(tmp_path: Path, sim: SimProcess) -> None:
+    """A cached answer's latency is its call's, as in the summary's percentiles (not "-")."""
+    local_config(tmp_path / "config.toml", sim)
+    write_suite(tmp_path / "suite.jsonl", arithmetic_cases(6))
+    runs = []
+    for output in ("cold.json", "warm.json"):
+        done = evalrun(tmp_path, "eval", "local", "--suite", "suite.jsonl", "--progress", "none", "--output", output)
+        assert done.returncode == 0, done.stderr
+        runs.append(json.loads((tmp_path / output).read_text()))
+    assert all(case["cached"] for case in runs[1]["cases"])
+    [math] = compare(*runs).categories
+    assert math.before_latency_ms is not None and math.after_latency_ms == math.before_latency_ms
+
+
 def test_the_gate_exits_1_on_a_regression_and_0_without(tmp_path: Path, sim: SimProcess) -> None:
     _two_runs(tmp_path, sim)
     gated = evalrun(tmp_path, "diff", "old.json", "new.json", "--fail-on-regression")
