@@ -259,7 +259,10 @@ class RunMetrics:
             why = "for the rate limit" if self._backoff_for_rate_limit else "to retry"
             return state, f"waiting {wait} s {why}"
         if state == RunState.RUNNING:
-            category = self.by_category.get(self.current_category, self.overall)
+            overall = self.overall
+            if overall.total and overall.done + self.not_run >= overall.total:  # the reports are next
+                return state, f"all {counted(overall.total, 'task')} ended: writing the results"
+            category = self.by_category.get(self.current_category, overall)
             return state, f"evaluating category {self.current_category}: {category.done}/{category.total}"
         return state, self.message or f"{self.overall.done}/{self.overall.total} cases"
 
