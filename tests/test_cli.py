@@ -115,6 +115,8 @@ def test_exit_2_before_any_request_when_a_results_file_cannot_be_written(tmp_pat
         done = eval_local(tmp_path, sim, arithmetic_cases(2), flag, path)
         assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
         assert done.stderr.startswith(f"evalrun: {flag} {path}: ") and len(done.stderr.strip().splitlines()) == 1
+    twice = eval_local(tmp_path, sim, arithmetic_cases(2), "--output", "r.out", "--junit", "./r.out")
+    assert twice.returncode == 2 and "--junit ./r.out: --output writes there too" in twice.stderr
     assert sim.stats()["requests"] == 0 and not list(tmp_path.glob("**/*.tmp"))
 
 

@@ -242,3 +242,23 @@ def test_a_report_that_cannot_be_written_costs_only_itself(tmp_path: Path, sim: 
             result._spool, result.run, result.summary, output="/proc/x.json", junit=str(junit), summary_md=str(markdown)
         )
     assert "testsuites" in junit.read_text() and "math" in markdown.read_text()
+
+
+def test_a_results_file_the_run_failed_to_write_is_not_recorded_as_its_own(tmp_path: Path, sim: SimProcess) -> None:
+    """The file at --output is then an earlier run's: the history must not keep it as this one's."""
+    from evalrun.events import RunStarted
+    from evalrun.history import RunHistory
+
+    earlier = run(tmp_path, sim, arithmetic_cases(2))
+
+    def block_the_write(event: Event) -> None:  # the disk that filled up, say
+        if isinstance(event, RunStarted):
+            (tmp_path / "results.json.tmp").mkdir()
+
+    with pytest.raises(OSError):
+        run(tmp_path, sim, arithmetic_cases(2), observer=block_the_write)
+    runs, _ = RunHistory(tmp_path / "runs").list()
+    failed = next(row for row in runs if row["id"] != earlier.run["id"])
+    assert failed["state"] == "completed"  # recorded all the same
+    assert not (tmp_path / "runs" / failed["id"] / "results.json").exists()
+    assert json.loads((tmp_path / "runs" / failed["id"] / "run.json").read_text())["summary"]["passed"] == 2

@@ -393,6 +393,7 @@ class Runner(Watched):
             if scratch:
                 handle, results = tempfile.mkstemp(prefix="evalrun-results-", suffix=".json")
                 os.close(handle)
+            reports_written = False
             try:
                 write_reports(
                     spool,
@@ -404,15 +405,17 @@ class Runner(Watched):
                     state=state,
                     exit_code=int(code),
                 )
+                reports_written = True
                 if settings.html and results:
                     _write_html(settings.html, results, record.events_path(settings.events))
-                if scratch and results:
-                    os.unlink(results)
                 if exported is not None and settings.metrics_file:
                     from .reports.prometheus import write_textfile
 
                     write_textfile(settings.metrics_file, exported.families)
             finally:  # a report that failed (the disk filled up) does not unrecord the run
+                if scratch and results:
+                    with contextlib.suppress(OSError):
+                        os.unlink(results)
                 logger.debug("reports written in %.3f s", time.monotonic() - reported)
                 record.finish(
                     state=state,
@@ -420,7 +423,8 @@ class Runner(Watched):
                     summary=summary,
                     message=run["exit_reason"],
                     overview={"settings": run["settings"], "summary": summary},
-                    results=settings.output,
+                    # Not a --output the run failed to write: the file there is an earlier run's.
+                    results=settings.output if reports_written else None,
                     events=settings.events,
                 )
 
@@ -440,7 +444,9 @@ def _tripped(trip: Trip, settings: Settings) -> str:
 
 
 def _check_writable(settings: Settings) -> None:
-    """Fail before the first request, not after the last, when a results file cannot be written."""
+    """Fail before the first request, not after the last, when a results file cannot be written
+    (or two reports would be written over each other)."""
+    taken: dict[str, str] = {}
     for flag, path in (
         ("--output", settings.output),
         ("--junit", settings.junit),
@@ -451,6 +457,9 @@ def _check_writable(settings: Settings) -> None:
     ):
         if not path:
             continue
+        same = taken.setdefault(os.path.realpath(path), flag)
+        if same != flag:
+            raise ConfigError(f"{flag} {path}: {same} writes there too: give each report a file of its own")
         folder = os.path.dirname(os.path.abspath(path))
         try:
             os.makedirs(folder, exist_ok=True)
