@@ -224,7 +224,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         """The history's row, the live progress of a run going on here, and once it ended its
         settings and summary."""
         row = _live(await _row(run_id))
-        ended = await anyio.to_thread.run_sync(_ended_run, history.folder(run_id) / OVERVIEW_FILE)
+        ended = await anyio.to_thread.run_sync(_ended_run, history.folder(run_id))
         return {**row, **ended}
 
     @api.get("/api/runs/{run_id}/results")
@@ -326,15 +326,21 @@ def _host_name(host: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-def _ended_run(overview: Path) -> dict[str, Any]:
+def _ended_run(folder: Path) -> dict[str, Any]:
     """``settings`` and ``summary`` of a finished run (an eval run's settings; a test run's
-    command), or nothing while it has none. Its own small file: a run of a million cases has a
-    results.json of hundreds of MB."""
+    command), or nothing while it has none: from its own small file (a run of a million cases has a
+    results.json of hundreds of MB), else, for a run recorded before there was one, its results."""
     try:
-        ended: dict[str, Any] = json.loads(overview.read_text(encoding="utf-8"))
+        ended: dict[str, Any] = json.loads((folder / OVERVIEW_FILE).read_text(encoding="utf-8"))
+        return ended
+    except (OSError, ValueError):
+        pass
+    try:
+        document = json.loads((folder / RESULTS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return ended
+    run = document.get("run") or {}
+    return {"settings": run.get("settings") or {"command": document.get("command")}, "summary": document["summary"]}
 
 
 def _json(encoded: bytes) -> Response:
