@@ -190,3 +190,16 @@ def test_shards_of_different_splits_are_refused_as_such_not_as_overlapping(tmp_p
     assert "whole.json and shard-1.json are not shards of one run: no --shard vs --shard 1/3" in _refused(
         tmp_path, "shard-1.json", "whole.json"
     )
+
+
+def test_shards_that_name_their_suite_by_other_paths_merge(tmp_path: Path, sim: SimProcess) -> None:
+    """A CI matrix names one suite by each machine's own path (its checkout's folder)."""
+    local_config(tmp_path / "config.toml", sim)
+    write_suite(tmp_path / "s.jsonl", arithmetic_cases(12))
+    for shard, suite in (("1/2", "s.jsonl"), ("2/2", str(tmp_path / "s.jsonl"))):
+        done = evalrun(tmp_path, "eval", "local", "--suite", suite, "--no-cache", "--progress", "none",
+                       "--shard", shard, "--output", f"shard-{shard[0]}.json")  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    merged = evalrun(tmp_path, "merge", "shard-1.json", "shard-2.json", "-o", "all.json")
+    assert merged.returncode == 0, merged.stderr
+    assert json.loads((tmp_path / "all.json").read_text())["summary"]["total"] == 12

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import PurePath
 from typing import Any
 
 from .errors import ConfigError
@@ -202,6 +203,10 @@ def _must_agree(settings: Mapping[str, Any]) -> dict[str, Any]:
     agreed = {name: value for name, value in settings.items() if name not in _RUN_LOCAL | {"providers"}}
     shard = settings.get("shard")
     agreed["shard"] = str(shard).partition("/")[2] if shard else None
+    # The suites by file name: a CI matrix names one suite by another path on each machine (a
+    # checkout's folder, the package's own sample in each Python's site-packages); that their
+    # cases are one set, each in one shard, the case ids say (``_check_disjoint``).
+    agreed["suites"] = [PurePath(str(suite)).name for suite in settings.get("suites") or ()]
     profile = (settings.get("providers") or {}).get(settings.get("provider"))
     for name, value in (profile or {}).items():
         if name not in _PROFILE_RUN_LOCAL:
