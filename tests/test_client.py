@@ -256,3 +256,15 @@ def test_a_refused_attempt_gives_its_token_estimate_back() -> None:
     provider = _Refusing(TransientError("HTTP 429", 429, delay=0.001), refusals=2)
     notices = _stubbed(provider, CallPolicy(tpm=3000, retry_base_delay=0.001))
     assert len(notices) == 2 and provider.attempts == 3
+
+
+def test_only_an_attempt_never_served_gives_its_estimate_back() -> None:
+    """A refusal or a server never reached cost nothing; an answer that timed out or came back
+    broken was generated all the same, and the provider's budget counted it."""
+    from evalrun.client.model_client import _never_served
+
+    refused = [TransientError("x", status) for status in (408, 429, 500, 503)]
+    assert all(_never_served(failure) for failure in refused)
+    assert _never_served(TransientError("ConnectError", unreachable=True))
+    assert not _never_served(TransientError("ReadTimeout: the answer took longer than 60 s"))
+    assert not _never_served(TransientError("a broken body", 200))

@@ -184,7 +184,7 @@ class ModelClient:
                 try:
                     reply = await self._send(model, messages, params)
                 except TransientError as exc:
-                    if estimate:  # before _learn: what a refusal says is left then caps what came back
+                    if estimate and _never_served(exc):  # before _learn: what a refusal says is left caps it
                         self._give_back(estimate)
                     tries.unreachable = tries.unreachable + 1 if exc.unreachable else 0
                     if exc.unreachable:
@@ -273,7 +273,7 @@ class ModelClient:
         return estimate_tokens(messages, params, self._answers.expected(model))
 
     def _give_back(self, estimate: int) -> None:
-        """An attempt that failed (a 429 or 5xx refused before any work, a server never reached)
+        """An attempt refused before any work (a 408, 429 or 5xx) or that never reached the server
         costs nothing the budgets know of; the next attempt takes its own estimate, so keeping
         this one would count the call twice and pace the retries by calls never served."""
         self._settle(estimate, 0)
@@ -304,3 +304,10 @@ class ModelClient:
         if reason is not None:
             self._slots.total_tokens = self._controller.limit
             self._emit(ConcurrencyChanged(self._controller.limit, reason))
+
+
+def _never_served(failure: TransientError) -> bool:
+    """Whether a failed attempt cost the provider nothing: refused, or the server never reached.
+    An answer that timed out or came back broken was generated all the same, and billed."""
+    status = failure.status
+    return failure.unreachable or status in (408, 429) or (status is not None and status >= 500)
