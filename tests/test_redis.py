@@ -378,6 +378,33 @@ def test_what_was_given_back_waits_out_a_redis_that_is_away(tmp_path: Path) -> N
     assert wait is not None and wait < 1.0  # about 4 s of debt, had the give-back been lost
 
 
+def test_a_call_paced_locally_while_redis_was_away_settles_locally(redis_server: RedisServer) -> None:
+    """Redis never took its estimate: its give-back, sent to Redis, would shrink every runner's
+    debt by tokens never owed."""
+    import anyio
+
+    async def others_wait() -> float | None:
+        mine, other = _budget(redis_server.url), _budget(redis_server.url)
+        key, bucket = f"{mine.prefix}:tokens", mine.bucket("tokens", _TPM)
+        try:
+            redis_server.stop()
+            await bucket.take(260)  # paced on the local bucket
+            redis_server.start()
+            await anyio.sleep(1.2)  # until the runner tries Redis again
+            await bucket.take(0)  # Redis is back
+            bucket.adjust(5 - 260)  # the call paced locally is answered
+            await other.take(key, _rate(), 100)  # another runner's debt: 100 tokens, about 2 s
+            with anyio.move_on_after(0.1):
+                await bucket.take(1)  # this runner's next take carries whatever it owes Redis
+            return await other.take(key, _rate(), 1)
+        finally:
+            await mine.aclose()
+            await other.aclose()
+
+    wait = anyio.run(others_wait)
+    assert wait is not None and wait > 1.5  # the debt stands (a leaked give-back would clear it)
+
+
 def test_a_shared_tpm_paces_a_run_by_what_its_calls_cost(
     tmp_path: Path, sim: SimProcess, redis_server: RedisServer
 ) -> None:

@@ -70,6 +70,7 @@ class SharedBucket:
         self._owed = 0.0  # settled estimates not yet sent to Redis (negative: given back)
         self._given_back = 0.0  # net of all settled so far: how far this runner's sleepers move up
         self._changed: anyio.Event | None = None  # set when tokens come back (made by a sleeper)
+        self._taken_locally = 0  # calls paced on the local bucket while Redis was away, not yet settled
 
     @property
     def rate_per_minute(self) -> float:
@@ -87,6 +88,7 @@ class SharedBucket:
         wait = await self._budget.take(self._key, self._rate, amount + owed)
         if wait is None:
             self._owed += owed  # Redis never saw it: it goes with a take once Redis is back
+            self._taken_locally += 1
             await self._local.take(amount)
         elif wait > 0:
             await self._sleep(wait, given_back)
@@ -106,9 +108,13 @@ class SharedBucket:
                 await self._changed.wait()
 
     def adjust(self, amount: float) -> None:
-        """A token estimate settled (negative: given back). Redis hears of it with the next take;
-        while Redis is away, calls take from the local bucket, and it is that bucket's."""
-        if self._budget.away:
+        """A token estimate settled (negative: given back), where it was taken: Redis hears of it
+        with the next take. A call paced on the local bucket while Redis was away settles there
+        (calls settle in about the order they were taken), even once Redis is back: Redis never
+        took its estimate, and a give-back would shrink every runner's debt by tokens it never
+        owed. While Redis is away, the local bucket is what paces, and a settlement is its."""
+        if self._taken_locally or self._budget.away:
+            self._taken_locally = max(0, self._taken_locally - 1)
             self._local.adjust(amount)
             return
         self._owed += amount
