@@ -127,10 +127,11 @@ def test_unknown_sessions_and_runs_are_404s_and_big_bodies_413s(tmp_path: Path, 
 def test_a_token_guards_every_endpoint_but_healthz(tmp_path: Path, sim: SimProcess) -> None:
     with _app(tmp_path, sim, token="s3cret") as client:
         assert client.get("/healthz").status_code == 200
-        for path in ("/api/runs", "/metrics", "/api/results/evaluation-progress/eval_1_1"):
+        for path in ("/api/runs", "/metrics", "/api/results/evaluation-progress/eval_1_1", "/docs", "/openapi.json"):
             assert client.get(path).status_code == 401
             assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
-        assert client.get("/api/runs", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        for path in ("/api/runs", "/docs", "/openapi.json"):
+            assert client.get(path, headers={"Authorization": "Bearer s3cret"}).status_code == 200
         assert client.get("/?token=wrong").status_code == 401
         opened = client.get("/?token=s3cret")  # the dashboard opened once with its token...
         assert opened.status_code == 200 and "evalrun_token" in opened.headers["set-cookie"]

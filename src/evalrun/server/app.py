@@ -18,7 +18,8 @@ from urllib.parse import parse_qsl
 
 import anyio
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..errors import ConfigError, SuiteError
@@ -153,7 +154,8 @@ def create_app(config: ServerConfig) -> FastAPI:
         yield
         await book.aclose()
 
-    app = FastAPI(title="evalrun", version=_version(), lifespan=lifespan)
+    # The API's description is behind the token too (FastAPI's own /docs and /openapi.json are not).
+    app = FastAPI(title="evalrun", version=_version(), lifespan=lifespan, docs_url=None, openapi_url=None)
     app.add_middleware(_BodyLimit, limit=config.max_body_bytes)
     app.add_middleware(_Guard, token=config.token)
 
@@ -174,6 +176,14 @@ def create_app(config: ServerConfig) -> FastAPI:
             raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
 
     api = APIRouter(dependencies=[Depends(authorized)])
+
+    @api.get("/openapi.json", include_in_schema=False)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @api.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="evalrun · API")
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
