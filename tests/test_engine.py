@@ -262,3 +262,16 @@ def test_a_results_file_the_run_failed_to_write_is_not_recorded_as_its_own(tmp_p
     assert failed["state"] == "completed"  # recorded all the same
     assert not (tmp_path / "runs" / failed["id"] / "results.json").exists()
     assert json.loads((tmp_path / "runs" / failed["id"] / "run.json").read_text())["summary"]["passed"] == 2
+
+
+def test_random_429s_among_failures_do_not_cut_concurrency(tmp_path: Path, sim: SimProcess) -> None:
+    """Told 429s are a majority of what succeeded but not of what was sent: no sign of overload."""
+    sim.control(rate_429=0.3, rate_500=0.3, retry_after_ms=20, latency_ms=20, seed=3)
+    changes: list[Event] = []
+
+    def observe(event: Event) -> None:
+        if isinstance(event, ConcurrencyChanged):
+            changes.append(event)
+
+    result = run(tmp_path, sim, arithmetic_cases(150), observer=observe, concurrency=20, retries=20)
+    assert result.summary["passed"] == 150 and changes == []

@@ -41,6 +41,19 @@ def drive(controller: ConcurrencyController, clock: Clock, seconds: float, outco
     return limits
 
 
+def test_failures_count_in_a_round_so_random_429s_among_them_are_no_majority() -> None:
+    """30 % told 429s, 30 % 5xx and broken bodies: the 429s are no majority of what was sent (left
+    out, the failures made them 43 % of a round, and half of some rounds of 20)."""
+    clock, rng = Clock(), random.Random(7)
+    controller = ConcurrencyController(50, clock)
+
+    def outcome() -> Outcome:
+        draw = rng.random()
+        return Outcome.TOLD_429 if draw < 0.3 else Outcome.FAILED if draw < 0.6 else Outcome.OK
+
+    assert min(drive(controller, clock, 30, outcome)) == 50
+
+
 def test_random_429s_that_name_a_wait_keep_the_limit_above_80_percent() -> None:
     clock, rng = Clock(), random.Random(1)
     controller = ConcurrencyController(50, clock)

@@ -9,7 +9,8 @@ usually names no wait at all. So the policy:
 - A 429 whose headers say a budget of the key is spent is not counted at all: the pacer reads its
   headers and keeps the run to the budget, whatever the concurrency.
 - Attempts are judged in *rounds* of the limit's worth (at least ``MIN_ROUND``): each attempt is
-  a success, a *told* 429 (the server named a wait) or an *untold* 429. A round restarts at every
+  a success, a failure (5xx, timeout, broken body: counted in the round, as it is in what the
+  server was sent), a *told* 429 (the server named a wait) or an *untold* 429. A round restarts at every
   change of the limit, and 429s of calls begun before a change are left out, so no limit is cut
   for what was sent under the one before (successes all count: the server did serve them).
 - Untold 429s cut at once, when there are ``UNTOLD_MIN`` of them making ``UNTOLD_SHARE`` of the
@@ -53,6 +54,7 @@ class Outcome(IntEnum):
     OK = 0
     TOLD_429 = 1
     UNTOLD_429 = 2
+    FAILED = 3  # a 5xx, a timeout, a broken body: an attempt of the round, and no sign of overload
 
 
 class ConcurrencyController:
@@ -77,7 +79,7 @@ class ConcurrencyController:
         if latency is not None:
             previous = self._round_trip
             self._round_trip = latency if previous is None else previous + SMOOTHING * (latency - previous)
-        if outcome is not Outcome.OK and sent_at < self._changed_at:
+        if outcome in (Outcome.TOLD_429, Outcome.UNTOLD_429) and sent_at < self._changed_at:
             return None  # refused under an older limit: says nothing of this one
         self._attempts += 1
         if outcome is Outcome.UNTOLD_429:
@@ -94,7 +96,7 @@ class ConcurrencyController:
 
     def _end_round(self) -> str | None:
         attempts, told = self._attempts, self._told
-        if told >= TOLD_SHARE * attempts:
+        if told > TOLD_SHARE * attempts:  # most of the round
             return self._cut(told, f"{told} of {attempts} calls rate limited (429)")
         clean = not self._untold
         self._clean_rounds = self._clean_rounds + 1 if clean else 0

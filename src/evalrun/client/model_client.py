@@ -243,6 +243,7 @@ class ModelClient:
         """The wait before the next attempt, or ``ProviderError`` when there is to be none."""
         policy = self._policy
         if exc.status != 429:  # a failure: from the retry budget; no sign about concurrency
+            self._record(Outcome.FAILED, sent_at)  # but an attempt of the round all the same
             tries.failures += 1
             if tries.failures > policy.retries:
                 raise ProviderError(exc.reason, exc.status, attempt)
