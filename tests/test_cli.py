@@ -98,6 +98,10 @@ def test_exit_2_for_a_bad_suite_with_every_problem_and_no_request(tmp_path: Path
 def test_exit_2_for_bad_flags_config_and_unknown_provider(tmp_path: Path, sim: SimProcess) -> None:
     assert eval_local(tmp_path, sim, arithmetic_cases(1), "--concurrency", "0").returncode == 2
     assert eval_local(tmp_path, sim, arithmetic_cases(1), "--concurrency", "many").returncode == 2
+    twice = eval_local(tmp_path, sim, arithmetic_cases(1), "-m", "a", "-m", "a")
+    assert twice.returncode == 2 and "'a' named more than once" in twice.stderr
+    empty = eval_local(tmp_path, sim, arithmetic_cases(1), "-m", "")
+    assert empty.returncode == 2 and "a model name is empty" in empty.stderr
     nothing = eval_local(tmp_path, sim, arithmetic_cases(2), "--category", "nope")
     assert nothing.returncode == 2 and "no case matches" in nothing.stderr
     unknown = evalrun(tmp_path, "eval", "nosuch")

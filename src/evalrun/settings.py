@@ -121,6 +121,18 @@ def _words(value: object) -> tuple[str, ...]:
     raise ValueError("expected a list of names")
 
 
+def _model_names(value: object) -> tuple[str, ...]:
+    """Names of models: none empty, none twice (a model named twice runs every case twice under
+    one name, and results, diff and merge tell a case by its id, model and repeat)."""
+    names = _words(value)
+    if any(not name.strip() for name in names):
+        raise ValueError("a model name is empty")
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"{', '.join(map(repr, twice))} named more than once")
+    return names
+
+
 _TRUE, _FALSE = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off"})
 
 
@@ -210,7 +222,7 @@ class Settings:
 
     provider: str = _setting("sim", _text)
     suites: tuple[str, ...] = _setting((), _words, aliases=("suite",))
-    models: tuple[str, ...] = _setting((), _words, aliases=("model",))
+    models: tuple[str, ...] = _setting((), _model_names, aliases=("model",))
     concurrency: int = _setting(10, _integer, check=_at_least(1), legacy_env=("MAX_CONCURRENT_REQUESTS",))
     rpm: int | None = _setting(None, _integer, check=_positive)
     tpm: int | None = _setting(None, _integer, check=_positive)
