@@ -58,7 +58,7 @@ def test_failures_errors_and_the_reason_for_the_exit_code_are_on_stdout(tmp_path
     assert erring.stdout.rstrip().endswith("evalrun: exit 3: 12 errors, more than --max-errors 0")
 
 
-def test_progress_none_prints_nothing_but_why_a_run_did_not_pass(tmp_path: Path, sim: SimProcess) -> None:
+def test_progress_none_prints_only_warnings_and_why_a_run_did_not_pass(tmp_path: Path, sim: SimProcess) -> None:
     local_config(tmp_path / "config.toml", sim)
     write_suite(tmp_path / "s.jsonl", arithmetic_cases(3))
     args = ("eval", "local", "--suite", "s.jsonl", "--no-cache", "--progress", "none", "--output", "r.json")
@@ -68,6 +68,12 @@ def test_progress_none_prints_nothing_but_why_a_run_did_not_pass(tmp_path: Path,
     failing = evalrun(tmp_path, *args)
     assert (failing.returncode, failing.stdout) == (1, "")
     assert failing.stderr == "evalrun: exit 1: pass rate 0.0% of all 1 case is below --min-pass-rate 100.0%\n"
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "cache.db").write_bytes(b"not a database" * 100)  # a warning the run survives
+    write_suite(tmp_path / "s.jsonl", arithmetic_cases(3))
+    warned = evalrun(tmp_path, *[arg for arg in args if arg != "--no-cache"], "--cache-dir", "cache")
+    assert warned.returncode == 0 and warned.stdout == ""
+    assert warned.stderr.startswith("evalrun: warning: ") and len(warned.stderr.splitlines()) == 1
 
 
 def test_init_writes_a_project_whose_suggested_command_passes_and_keeps_what_is_there(tmp_path: Path) -> None:

@@ -108,11 +108,14 @@ def print_summary(
 def print_outcome(result: RunResult, settings: Settings) -> None:
     """What the command prints once the run is over: the tables, what went wrong and why the exit
     code is what it is on stdout; with ``--progress json`` one last JSON line; with ``none``
-    nothing, unless the run did not pass (then its reason, on stderr)."""
+    only what went wrong, on stderr: the warnings the run survived (no display told them), and
+    the reason of a run that did not pass."""
     if settings.progress == "json":
         print(json.dumps({"event": "summary", "exit_code": int(result.exit_code), **result.summary}))
         return
     if settings.progress == "none":
+        for warning in result.summary["warnings"]:
+            print(f"evalrun: warning: {warning}", file=sys.stderr)
         if result.exit_code:
             print(f"evalrun: {result.exit_reason}", file=sys.stderr)
         return
