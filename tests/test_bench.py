@@ -75,3 +75,13 @@ def test_bench_cli_compare_cache_plain_table_and_json(tmp_path: Path) -> None:
     ]
     assert all(len(row["walls"]) == 2 for row in report["rows"])
     assert report["machine"]["cpus"] and report["verdict"]
+
+
+def test_calls_without_latency_have_no_efficiency_and_rates_come_unrounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    report = run_bench(BenchSettings(cases=20, latency_ms=0, concurrency=5, repeats=1))
+    row = next(row for row in report.rows if row.mode == "concurrent, no cache")
+    assert row.ideal_seconds is None and row.efficiency is None and "efficiency" not in report.verdict
+    assert row.cases_per_second == round(20 / row.walls[0], 1)  # not from a wall rounded to the millisecond
