@@ -279,6 +279,10 @@ def test_cache_stats_explain_and_clear(tmp_path: Path, sim: SimProcess) -> None:
     stats = evalrun(tmp_path, "cache", "stats", "--cache-dir", "cache")
     assert "3 entries" in stats.stdout
     assert "removed 3 entries" in evalrun(tmp_path, "cache", "clear", "--cache-dir", "cache").stdout
+    for command in (("stats",), ("prune",), ("clear",), ("explain", "c00001", "--suite", "suite.jsonl")):
+        looked = evalrun(tmp_path, "cache", *command, "--cache-dir", "nowhere")
+        assert looked.returncode == 0, looked.stderr
+    assert not (tmp_path / "nowhere").exists()  # looking at a cache that is not there does not make one
 
 
 def _finished_tasks(events: Path) -> int:

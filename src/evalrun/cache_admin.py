@@ -7,6 +7,7 @@ which reads suites and settings as a run would. A store that cannot be used rais
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -47,7 +48,14 @@ async def opened_store(settings: Settings) -> AsyncIterator[CacheStore]:
         await store.aclose()
 
 
+def _nothing_kept(settings: Settings) -> bool:
+    """A cache folder that is not there yet holds nothing, and looking must not make it."""
+    return not settings.cache_url and not os.path.exists(settings.cache_dir)
+
+
 async def store_stats(settings: Settings) -> StoreStats:
+    if _nothing_kept(settings):
+        return StoreStats(settings.cache_dir, 0, 0)
     async with opened_store(settings) as store:
         return await store.stats()
 
@@ -56,6 +64,8 @@ async def clear_store(settings: Settings) -> Cleared:
     """Empty the store; one that cannot be cleared (damaged, full) has its files removed, and an
     empty store is opened in their place, so that what is left is a working cache. One that is
     busy (locked by another run) is left alone."""
+    if _nothing_kept(settings):
+        return Cleared(0)
     try:
         async with opened_store(settings) as store:
             return Cleared(await store.clear())
@@ -70,6 +80,8 @@ async def clear_store(settings: Settings) -> Cleared:
 
 
 async def prune_store(settings: Settings) -> int:
+    if _nothing_kept(settings):
+        return 0
     async with opened_store(settings) as store:
         return await store.prune()
 
@@ -79,6 +91,8 @@ async def explain_case(settings: Settings, case_id: str) -> list[str]:
     cases = {case.id: case for case in load_suites(settings.suite_paths(), settings.default_assert)}
     if case_id not in cases:
         raise ConfigError(f"no case '{case_id}' in {', '.join(settings.suite_paths())}")
+    if _nothing_kept(settings):
+        return [f"miss: {case_id} has never been cached (there is no cache at {settings.cache_dir} yet)"]
     identity = cache_identity(settings.profile())
     lines: list[str] = []
     async with opened_store(settings) as store:
