@@ -29,9 +29,22 @@ __all__ = [
     "series_svg",
     "sparkline_svg",
     "suite_messages",
+    "test_run_view",
 ]
 
 _CUT = 2_000  # characters of an answer kept in the page's table data; the whole text is kept apart
+_LISTED = 500  # tests a test run's page lists in each of its tables; it says how many more there are
+
+#: A test outcome (pytest's word) and the ``status`` class it is drawn with.
+_OUTCOMES = {
+    "passed": "pass",
+    "failed": "fail",
+    "error": "error",
+    "xpassed": "pass",
+    "skipped": "not_run",
+    "xfailed": "not_run",
+}
+_STAGES = ("startup", "collection", "run", "teardown")
 
 
 @cache
@@ -111,6 +124,41 @@ def run_view(
         "latency_svg": histogram_svg(latencies, "latency (ms)"),
         "throughput_svg": series_svg(_per_second(finished), "cases finished a second") if finished else "",
         "concurrency_svg": series_svg(_in_flight(events), "calls in flight"),
+    }
+
+
+def test_run_view(document: Mapping[str, Any]) -> dict[str, Any]:
+    """What a test run's page shows of its results document (``evalrun test --output``): how it
+    ended, the counts by outcome, the stages' times, the failures with their messages, and the
+    tests in flight and not run when it was stopped. Long lists are cut at ``_LISTED``."""
+    summary = document["summary"]
+    tests = list(document.get("tests") or ())
+    failures = [t for t in tests if t["outcome"] in ("failed", "error")]
+    skips = [t for t in tests if t["outcome"] in ("skipped", "xfailed")]
+    stages = document.get("stages") or {}
+    in_flight, not_run = list(document.get("in_flight") or ()), list(document.get("not_run") or ())
+    return {
+        "test": {
+            "state": document["state"],
+            "message": document.get("message") or "",
+            "exit_code": document.get("exit_code"),
+            "pytest_exit_status": document.get("pytest_exit_status"),
+            "processes_killed": document.get("processes_killed") or 0,
+            "replayed": bool(document.get("replayed")),
+            "command": " ".join(document.get("command") or ()),
+            "summary": summary,
+            "outcomes": [(name, summary.get(name, 0), css) for name, css in _OUTCOMES.items()],
+            "stages": [(name, stages[name]) for name in _STAGES if stages.get(name) is not None],
+            "failures": failures[:_LISTED],
+            "failures_more": max(0, len(failures) - _LISTED),
+            "skips": skips[:_LISTED],
+            "skips_more": max(0, len(skips) - _LISTED),
+            "in_flight": in_flight[:_LISTED],
+            "in_flight_more": max(0, len(in_flight) - _LISTED),
+            "not_run": not_run[:_LISTED],
+            "not_run_more": max(0, len(not_run) - _LISTED),
+            "status_class": _OUTCOMES,
+        }
     }
 
 

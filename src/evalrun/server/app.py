@@ -279,7 +279,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         return Response(generate_latest(families.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(api)
-    add_pages(app, book, history, config.config, authorized)
+    add_pages(app, book, history, config.config, authorized, {"eval": run_evaluations, "tests": run_tests})
 
     # -- helpers, closing over this app's state --------------------------------------------
 
