@@ -102,6 +102,8 @@ def test_collection_error_passes_pytest_code_through(tmp_path: Path) -> None:
     assert done.returncode == 2
     [error] = [t for t in results(root)["tests"] if t["outcome"] == "error"]
     assert error["id"] == "test_bad.py" and "nosuchmodule" in error["message"]
+    assert results(root)["message"] == "collection failed: 1 error, no test ran"  # not "interrupted"
+    assert "[100.0%] 1/1 tests" in done.stderr + done.stdout  # the module that failed is one of the total
 
 
 def test_no_tests_is_exit_5(tmp_path: Path) -> None:

@@ -166,7 +166,8 @@ class TestProgress:
         if self.collected_at is not None:
             working = (self.finished_at or self.ended_at or self.clock()) - self.collected_at
         finished = self.state in FINAL_STATES
-        return figures(len(self.records), self.total, self.elapsed, working, finished)
+        done = len(self.records)  # a module that failed to collect is one more, beyond the tests collected
+        return figures(done, max(self.total, done), self.elapsed, working, finished)
 
     def progress(self) -> ProgressDict:
         """The progress dict given to callbacks, with the test counts."""

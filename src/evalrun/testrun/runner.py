@@ -365,6 +365,9 @@ class TestRunner(Watched):
             how = f"signal {-returncode}" if returncode < 0 else f"exit status {returncode}"
             return RunState.ERROR, f"pytest died without finishing ({how})", int(ExitCode.CRASHED)
         state = {0: RunState.COMPLETED, 1: RunState.FAILED}.get(status, RunState.ERROR)
+        errors = progress.counts[TestOutcome.ERROR]
+        if status == 2 and errors and not progress.started:  # pytest's "Interrupted: 1 error during collection"
+            return state, f"collection failed: {errors} error{'s' * (errors != 1)}, no test ran", status
         return state, _EXIT_MEANINGS.get(status) or _tally(progress.counts), status
 
 
