@@ -9,11 +9,14 @@ from __future__ import annotations
 import codecs
 import csv
 import difflib
+import functools
 import hashlib
 import itertools
 import json
 import math
+import os
 from array import array
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,7 +91,20 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"invalid JSON: {name} is not a JSON value")
 
 
-_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are all different: JSON itself would keep the last of a repeated key
+    without a word (one C call to ``dict`` when they are, which is nearly always)."""
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key '{key}' (only one of its values would count: give it once)")
+            seen.add(key)
+    return data
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, object_pairs_hook=_unique_keys)
 
 
 def _decode(text: str) -> tuple[Any, str | None]:
@@ -124,13 +140,14 @@ def _read_jsonl(path: Path, handle: IO[str], problems: list[str]) -> Iterator[_R
 def _read_yaml(path: Path, handle: IO[str], problems: list[str]) -> Iterator[_Raw]:
     import yaml  # here: 15 ms of start-up, and most suites are JSON lines
 
-    loader = yaml.SafeLoader(handle.read())
+    loader = _strict_loader()(handle.read())
     root = _yaml_root(path, loader, problems)
     if root is None:
         return
     defaults: Any = {}
     items = root
     if isinstance(root, yaml.MappingNode):
+        problems.extend(f"{path}:{line}: {what}" for line, what in loader.repeated_in(root))
         top = {k.value: v for k, v in root.value}
         unknown = set(top) - {"defaults", "cases"}
         if unknown or "cases" not in top:
@@ -142,20 +159,73 @@ def _read_yaml(path: Path, handle: IO[str], problems: list[str]) -> Iterator[_Ra
         defaults_node = top.get("defaults")
         if defaults_node is not None:
             defaults, wrong = _construct(loader, defaults_node)
-            wrong = wrong or _defaults_problem(defaults)
-            if wrong is not None:
-                problems.append(f"{path}:{defaults_node.start_mark.line + 1}: {wrong}")
+            if not wrong:
+                flaw = _defaults_problem(defaults)
+                wrong = [] if flaw is None else [(defaults_node.start_mark.line + 1, flaw)]
+            if wrong:
+                problems.extend(f"{path}:{line}: {what}" for line, what in wrong)
                 return
+            defaults = _known_defaults(path, defaults_node, defaults, problems)
         items = top["cases"]
     if not isinstance(items, yaml.SequenceNode):
         problems.append(f"{path}:{items.start_mark.line + 1}: expected a list of cases")
         return
     for node in items.value:
         data, wrong = _construct(loader, node)
-        if wrong is None:
+        if not wrong:
             yield _Raw(_merge_defaults(defaults or {}, data), f"{path}:{node.start_mark.line + 1}")
         else:
-            problems.append(f"{path}:{node.start_mark.line + 1}: {wrong}")
+            problems.extend(f"{path}:{line}: {what}" for line, what in wrong)
+
+
+def _known_defaults(path: Path, node: Any, defaults: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+    """The defaults a case can take: an unknown one is reported once, on its own line, rather
+    than once in every case it would be merged into."""
+    unknown = [key for key in defaults if key not in _CASE_KEYS]
+    for key in unknown:
+        lines = (k.start_mark.line + 1 for k, _ in node.value if getattr(k, "value", None) == key)
+        problems.append(f"{path}:{next(lines, node.start_mark.line + 1)}: defaults: {_unknown_key_message(key)}")
+    return {k: v for k, v in defaults.items() if k not in unknown} if unknown else defaults
+
+
+@functools.cache
+def _strict_loader() -> type[Any]:
+    """PyYAML's safe loader, but a key given twice in one mapping is a problem, not the last one
+    winning without a word. Keys are compared as composed, before merge keys (``<<: *base``) are
+    flattened: a case may override what it merges, but not repeat itself."""
+    import yaml
+
+    merge_tag = "tag:yaml.org,2002:merge"
+
+    class StrictLoader(yaml.SafeLoader):
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            self.repeated: dict[yaml.Node, list[tuple[int, str]]] = {}
+            self.found: list[tuple[int, str]] = []
+
+        def compose_mapping_node(self, anchor: Any) -> yaml.MappingNode:
+            node = super().compose_mapping_node(anchor)
+            seen: dict[tuple[str, str], int] = {}
+            for key, _ in node.value:
+                if not isinstance(key, yaml.ScalarNode) or key.tag == merge_tag:
+                    continue
+                line, first = key.start_mark.line + 1, seen.get((key.tag, key.value))
+                if first is None:
+                    seen[key.tag, key.value] = line
+                else:
+                    problem = f"duplicate key '{key.value}' (first at line {first}; only one value would count)"
+                    self.repeated.setdefault(node, []).append((line, problem))
+            return node
+
+        def repeated_in(self, node: yaml.Node) -> list[tuple[int, str]]:
+            """The keys repeated in this mapping, each said once."""
+            return self.repeated.pop(node, [])
+
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+            self.found.extend(self.repeated_in(node))
+            return super().construct_mapping(node, deep)
+
+    return StrictLoader
 
 
 def _yaml_root(path: Path, loader: Any, problems: list[str]) -> Any:
@@ -175,19 +245,26 @@ def _yaml_root(path: Path, loader: Any, problems: list[str]) -> Any:
     return None
 
 
-def _construct(loader: Any, node: Any) -> tuple[Any, str | None]:
-    """A node's value, or what is wrong with it: PyYAML raises on an unknown tag or an impossible
-    date (a ``ValueError``), and recurses as deep as the nesting goes."""
+def _construct(loader: Any, node: Any) -> tuple[Any, list[tuple[int, str]]]:
+    """A node's value, or what is wrong with it, each problem with its line: PyYAML raises on an
+    unknown tag or an impossible date (a ``ValueError``), and recurses as deep as the nesting
+    goes; a key repeated in a mapping of it is noted by ``_strict_loader``'s."""
     import yaml
 
+    line = node.start_mark.line + 1
+    before = len(loader.found)
     try:
-        return loader.construct_object(node, deep=True), None
+        value = loader.construct_object(node, deep=True)
     except yaml.YAMLError as exc:
-        return None, f"invalid YAML: {getattr(exc, 'problem', exc)}"
+        return None, [(line, f"invalid YAML: {getattr(exc, 'problem', exc)}")]
     except ValueError as exc:
-        return None, f"invalid YAML value: {exc}"
+        return None, [(line, f"invalid YAML value: {exc}")]
     except RecursionError:
-        return None, _TOO_DEEP
+        return None, [(line, _TOO_DEEP)]
+    finally:
+        repeated = loader.found[before:]
+        del loader.found[before:]
+    return (None, repeated) if repeated else (value, [])
 
 
 def _defaults_problem(defaults: Any) -> str | None:
@@ -211,20 +288,48 @@ _CSV_JSON_COLUMNS = ("assert", "params", "metadata", "messages")
 
 
 def _read_csv(path: Path, handle: IO[str], problems: list[str]) -> Iterator[_Raw]:
-    reader = csv.DictReader(handle)
+    # strict: a quote left open reads on into the next rows, which it would otherwise swallow
+    # without a word; strict stops at the first quote that cannot close a field.
+    reader = csv.reader(handle, strict=True)
+    start = 1  # the line the next row starts on: a quoted field may hold line breaks
     try:
+        header = next(reader, None)
+        if header is None:
+            return
+        repeated = sorted(name for name, times in Counter(header).items() if name and times > 1)
+        if repeated:
+            names = ", ".join(f"'{name}'" for name in repeated)
+            problems.append(f"{path}:1: the header names column(s) {names} more than once")
+            return
+        start = reader.line_num + 1
         for row in reader:
-            data: dict[str, Any] = {k: v for k, v in row.items() if k and v not in (None, "")}
-            where = f"{path}:{reader.line_num}"
+            where = f"{path}:{start}"
+            start = reader.line_num + 1
+            if not row:  # a blank line
+                continue
+            if len(row) > len(header):
+                problems.append(f"{where}: {len(row)} values, but the header names {len(header)} columns")
+                continue
+            data: dict[str, Any] = {k: v for k, v in zip(header, row) if k and v != ""}
             texts = [data[key] for key in _CSV_JSON_COLUMNS if key in data]
             wrong = _decode_columns(data)
             if wrong:
                 problems.extend(f"{where}: {w}" for w in wrong)
             else:
                 yield _Raw(data, where, any(map(_suspect, texts)))
-    except csv.Error as exc:  # a field past the csv module's limit (128 KiB)
-        # line_num counts the lines of the rows read whole: the failing row starts on the next
-        problems.append(f"{path}:{reader.line_num + 1}: invalid CSV: {exc}")
+    except csv.Error as exc:  # a quote that does not close, a field past the csv module's limit (128 KiB)
+        problems.append(f"{path}:{start}: invalid CSV: {_csv_problem(exc, start, reader.line_num)}")
+
+
+def _csv_problem(exc: csv.Error, start: int, end: int) -> str:
+    """What the csv module says; for a quote, that it is one, opened in the row on ``start``."""
+    said = str(exc)
+    if "field larger than field limit" in said:
+        return said
+    if "unexpected end of data" in said:
+        return "a quote opened in this row is never closed: it runs to the end of the file"
+    where = f" on line {end}" if end > start else ""
+    return f"a quote opened in this row does not close where a field ends ({said}{where})"
 
 
 def _decode_columns(data: dict[str, Any]) -> list[str]:
@@ -414,6 +519,9 @@ def _build_case(raw: _Raw, default_assert: str) -> tuple[Case | None, list[str]]
 
 
 def _read(path: Path, problems: list[str]) -> Iterator[_Raw]:
+    if path.is_dir():
+        problems.append(f"{path}: is a folder, not a suite file (name its files: {path / '*.jsonl'})")
+        return
     reader = _READERS.get(path.suffix.lower())
     if reader is None:
         problems.append(f"{path}:1: unknown suite format '{path.suffix}' (use .jsonl, .yaml or .csv)")
@@ -533,6 +641,26 @@ class SuitePlan:
                 yield case
 
 
+def _named_once(names: tuple[str, ...]) -> tuple[tuple[str, ...], list[str]]:
+    """The suites without a file named again (as it was, or by another path to it), and a problem
+    for each repeat: read twice, each of its cases would be a duplicate of itself."""
+    seen: dict[object, str] = {}
+    problems = []
+    for name in names:
+        try:
+            stat = os.stat(name)
+            identity: object = (stat.st_dev, stat.st_ino) if stat.st_ino else os.path.realpath(name)
+        except (OSError, ValueError):  # reading it will say what is wrong
+            identity = os.path.abspath(name)
+        first = seen.get(identity)
+        if first is None:
+            seen[identity] = name
+        else:
+            other = "" if first == name else f" (as {first} and as {name})"
+            problems.append(f"{name}: the same suite is named twice{other}: name it once")
+    return tuple(seen.values()), problems
+
+
 def plan_suites(
     paths: Iterable[str | Path],
     default_assert: str = "equals",
@@ -549,8 +677,7 @@ def plan_suites(
             f"--default-assert/default_assert: '{default_assert}' cannot stand for a bare 'expected'"
             f" (use {', '.join(IMPLIABLE)})"
         )
-    names = tuple(map(str, paths))
-    problems: list[str] = []
+    names, problems = _named_once(tuple(map(str, paths)))
     buckets: list[array[int]] = [array("Q") for _ in range(_BUCKETS)]
     categories: dict[str, int] = {}
     total = 0
