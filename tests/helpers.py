@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +93,15 @@ class ServeProcess:
     def stop(self, how: int = signal.SIGTERM) -> None:
         self.process.send_signal(how)
         self.process.wait(timeout=30)
+
+
+def until_done(client: Any, path: str, timeout: float = 60) -> dict[str, Any]:
+    """Poll the progress endpoint ``path`` (a TestClient or an httpx.Client) until the run has an
+    exit code; its last answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        progress: dict[str, Any] = client.get(path).json()
+        if "exit_code" in progress:
+            return progress
+        time.sleep(0.05)
+    raise AssertionError(f"{path} did not finish in {timeout} s")

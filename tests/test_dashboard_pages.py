@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import arithmetic_cases, local_config
+from helpers import arithmetic_cases, local_config, until_done
 
 from evalrun.server import ServerConfig, create_app
 from evalrun.sim import SimProcess
@@ -42,16 +42,6 @@ def test_broken():
 """
 
 
-def _until_done(client: TestClient, path: str, timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        progress: dict[str, Any] = client.get(path).json()
-        if "exit_code" in progress:
-            return progress
-        time.sleep(0.05)
-    raise AssertionError(f"{path} did not finish in {timeout} s")
-
-
 @pytest.fixture(scope="module")
 def test_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, str, dict[str, Any]]]:
     """One test run of ``MIXED`` started through the API, finished: the client, its id, its results."""
@@ -60,7 +50,7 @@ def test_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestCli
     with TestClient(create_app(ServerConfig(root=root))) as client:
         started = client.post("/api/results/run-tests", json={"pytest_args": ["test_mixed.py"], "timeout": 60})
         assert started.status_code == 200
-        _until_done(client, started.json()["progress_endpoint"])
+        until_done(client, started.json()["progress_endpoint"])
         run_id = started.json()["run_id"]
         results = client.get(f"/api/runs/{run_id}/results").json()
         assert results["summary"]["passed"] == 2 and results["summary"]["failed"] == 1
@@ -131,7 +121,7 @@ def test_a_run_is_compared_only_with_runs_started_before_it(tmp_path: Path, sim:
                 "/api/results/run-evaluations", json={"provider": "local", "cases": arithmetic_cases(2)}
             )
             assert started.status_code == 200
-            _until_done(client, started.json()["progress_endpoint"])
+            until_done(client, started.json()["progress_endpoint"])
             ids.append(started.json()["run_id"])
             time.sleep(0.01)  # started_at apart
         first, middle, last = ids
@@ -153,7 +143,7 @@ def test_the_start_forms_work_without_javascript(tmp_path: Path, sim: SimProcess
         assert started.status_code == 303 and re.fullmatch(r"/runs/[0-9a-f]{12}", started.headers["location"])
         [row] = client.get("/api/runs", params={"kind": "test"}).json()["runs"]
         assert started.headers["location"] == f"/runs/{row['id']}"
-        _until_done(client, f"/api/results/test-progress/{row['session_id']}")
+        until_done(client, f"/api/results/test-progress/{row['session_id']}")
         refused = client.post("/start/eval", data={"provider": "local", "concurrency": "0"})
         assert refused.status_code == 422 and "concurrency: " in refused.text and "must be at least 1" in refused.text
         elsewhere = client.post(

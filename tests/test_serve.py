@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from helpers import ServeProcess, arithmetic_cases, evalrun, local_config, write_suite
+from helpers import ServeProcess, arithmetic_cases, evalrun, local_config, until_done, write_suite
 
 from evalrun.server import ServerConfig, create_app
 from evalrun.sim import SimProcess
@@ -26,16 +26,6 @@ SESSION = re.compile(r"^eval_\d{10}_\d{4}$")
 def _app(tmp_path: Path, sim: SimProcess, **config: Any) -> TestClient:
     local_config(tmp_path / "config.toml", sim)
     return TestClient(create_app(ServerConfig(root=tmp_path, config=str(tmp_path / "config.toml"), **config)))
-
-
-def _until_done(client: TestClient | httpx.Client, path: str, timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        progress: dict[str, Any] = client.get(path).json()
-        if "exit_code" in progress:
-            return progress
-        time.sleep(0.05)
-    raise AssertionError(f"{path} did not finish in {timeout} s")
 
 
 def _until(condition: Callable[[], bool], timeout: float = 30) -> None:
@@ -53,7 +43,7 @@ def test_the_original_evaluation_endpoints_keep_their_shapes(tmp_path: Path, sim
         session = started.json()["session_id"]
         assert SESSION.match(session)
         assert started.json()["progress_endpoint"] == f"/api/results/evaluation-progress/{session}"
-        done = _until_done(client, started.json()["progress_endpoint"])
+        done = until_done(client, started.json()["progress_endpoint"])
         assert done["status"] == "completed" and done["progress_percentage"] == 100.0
         assert {"message", "completed", "total", "eta_seconds", "eta_formatted", "passed", "failed"} <= set(done)
         assert done["completed"] == done["total"] == 6 and done["passed"] == 5
@@ -67,7 +57,7 @@ def test_the_original_evaluation_endpoints_keep_their_shapes(tmp_path: Path, sim
         }
         assert metricas["cache_efficiency"] == 0.0 and done["summary"]["passed"] == 5
         again = client.post("/api/results/run-evaluations", json={"provider": "local", "cases": cases}).json()
-        warm = _until_done(client, again["progress_endpoint"])
+        warm = until_done(client, again["progress_endpoint"])
         assert warm["metricas"]["cache_hits"] == 6 and warm["metricas"]["cache_efficiency"] == 100.0  # a percentage
         results = client.get(f"/api/runs/{started.json()['run_id']}/results").json()
         assert results["schema"] == 1 and len(results["cases"]) == 6 and results["run"]["state"] == "completed"
@@ -79,7 +69,7 @@ def test_the_original_test_endpoints_run_pytest(tmp_path: Path, sim: SimProcess)
         started = client.post("/api/results/run-tests", json={"pytest_args": ["test_small.py"], "timeout": 60}).json()
         assert re.match(r"^test_\d{10}_\d{4}$", started["session_id"])
         assert started["progress_endpoint"] == f"/api/results/test-progress/{started['session_id']}"
-        done = _until_done(client, started["progress_endpoint"], timeout=60)
+        done = until_done(client, started["progress_endpoint"], timeout=60)
         assert done["status"] == "failed" and done["exit_code"] == 1
         assert done["summary"]["passed"] == 1 and done["summary"]["failed"] == 1
         assert done["exit_reason"] == "1 failed, 1 passed"  # pytest's own words
@@ -146,7 +136,7 @@ def test_cancel_stops_a_run_and_keeps_what_finished(tmp_path: Path, sim: SimProc
         started = client.post("/api/results/run-evaluations", json=body).json()
         _until(lambda: client.get(started["progress_endpoint"]).json()["completed"] >= 4)  # a slow machine's start
         assert client.post(f"/api/runs/{started['run_id']}/cancel").status_code == 200
-        done = _until_done(client, started["progress_endpoint"])
+        done = until_done(client, started["progress_endpoint"])
         assert done["status"] == "interrupted" and done["exit_code"] == 130
         assert 0 < done["summary"]["passed"] < 200 and done["summary"]["not_run"] > 0
         row = client.get(f"/api/runs/{started['run_id']}").json()
@@ -174,7 +164,7 @@ def test_runs_against_one_provider_share_one_concurrency_limit(tmp_path: Path, s
         first = client.post("/api/results/run-evaluations", json={**body, "cases": arithmetic_cases(40)}).json()
         second = client.post("/api/results/run-evaluations", json={**body, "cases": arithmetic_cases(40, "b")}).json()
         for started in (first, second):
-            assert _until_done(client, started["progress_endpoint"])["summary"]["passed"] == 40
+            assert until_done(client, started["progress_endpoint"])["summary"]["passed"] == 40
     assert 2 <= sim.stats()["peak_inflight"] <= 4  # two runs of 4, never more than one run's 4
 
 
@@ -253,7 +243,7 @@ def test_a_run_cut_by_a_killed_server_is_interrupted_after_a_restart_and_resumes
         sim.control(latency_ms=0)
         resumed = restarted.client.post(f"/api/runs/{started['run_id']}/resume").json()
         assert resumed["run_id"] != started["run_id"]
-        done = _until_done(restarted.client, resumed["progress_endpoint"])
+        done = until_done(restarted.client, resumed["progress_endpoint"])
         assert done["summary"]["passed"] == 60 and done["summary"]["cache_hits"] >= 6
         metrics = restarted.client.get("/metrics").text
         assert re.search(r'evalrun_cases_total\{.*status="pass".*\} ', metrics)
@@ -289,7 +279,7 @@ def test_an_api_key_appears_in_no_response_event_or_file(
     local_config(tmp_path / "config.toml", sim, api_key_env="SERVE_TEST_KEY")
     with TestClient(create_app(ServerConfig(root=tmp_path, config=str(tmp_path / "config.toml")))) as client:
         started = client.post("/api/results/run-evaluations", json={"provider": "local", "cases": arithmetic_cases(4)})
-        done = _until_done(client, started.json()["progress_endpoint"])
+        done = until_done(client, started.json()["progress_endpoint"])
         assert done["summary"]["passed"] == 4  # the key was sent, and it worked
         seen = [
             json.dumps(done),
@@ -332,7 +322,7 @@ def test_the_review_s_abuse_cases_are_refused(tmp_path: Path, sim: SimProcess) -
         assert not list((tmp_path / ".evalrun" / "runs").glob("*/cases.jsonl"))
         started = client.post("/api/results/run-tests", json={"pytest_args": ["test_ok.py", "-k", "ok", "-q"]}).json()
         assert client.get(f"/api/runs/{started['run_id']}").status_code == 200  # at once, before its row exists
-        _until_done(client, started["progress_endpoint"], timeout=60)
+        until_done(client, started["progress_endpoint"], timeout=60)
 
 
 def test_a_test_run_at_a_time_and_case_text_cannot_break_a_page(tmp_path: Path, sim: SimProcess) -> None:
@@ -344,7 +334,7 @@ def test_a_test_run_at_a_time_and_case_text_cannot_break_a_page(tmp_path: Path, 
         first = client.post("/api/results/run-tests", json={"pytest_args": ["test_slow.py"]})
         second = client.post("/api/results/run-tests", json={"pytest_args": ["test_slow.py"]})
         assert first.status_code == 200 and second.status_code == 409
-        _until_done(client, first.json()["progress_endpoint"], timeout=60)
+        until_done(client, first.json()["progress_endpoint"], timeout=60)
     hostile = CaseResult("</script><!--<script>", "<b>cat</b>", "m", 0, Status.PASS, response="a & b").to_dict()
     summary: dict[str, Any] = {"pass_rate": 1.0, "total": 1, "passed": 1, "failed": 0, "errors": 0, "not_run": 0}
     summary |= {"wall_seconds": 1.0, "cases_per_second": 1.0, "cache_hits": 0, "cache_efficiency": 0.0}
