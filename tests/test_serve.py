@@ -142,9 +142,6 @@ def test_cancel_stops_a_run_and_keeps_what_finished(tmp_path: Path, sim: SimProc
         row = client.get(f"/api/runs/{started['run_id']}").json()
         assert row["state"] == "interrupted" and row["origin"] == "server"
         assert row["settings"]["concurrency"] == 2 and row["summary"]["not_run"] == done["summary"]["not_run"]
-        (tmp_path / ".evalrun" / "runs" / started["run_id"] / "run.json").unlink()  # a run recorded before it
-        older = client.get(f"/api/runs/{started['run_id']}").json()
-        assert older["settings"] == row["settings"] and older["summary"] == row["summary"]  # from results.json
 
 
 def test_a_cli_run_is_listed_with_the_servers_own(tmp_path: Path, sim: SimProcess) -> None:

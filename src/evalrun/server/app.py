@@ -338,19 +338,13 @@ def _host_name(host: str) -> str:
 
 def _ended_run(folder: Path) -> dict[str, Any]:
     """``settings`` and ``summary`` of a finished run (an eval run's settings; a test run's
-    command), or nothing while it has none: from its own small file (a run of a million cases has a
-    results.json of hundreds of MB), else, for a run recorded before there was one, its results."""
+    command), or nothing while it has none: from its own small file, as a run of a million cases
+    has a results.json of hundreds of MB. Every recorded run that finished has one."""
     try:
         ended: dict[str, Any] = json.loads((folder / OVERVIEW_FILE).read_text(encoding="utf-8"))
-        return ended
-    except (OSError, ValueError):
-        pass
-    try:
-        document = json.loads((folder / RESULTS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    run = document.get("run") or {}
-    return {"settings": run.get("settings") or {"command": document.get("command")}, "summary": document["summary"]}
+    return ended
 
 
 def _json(encoded: bytes) -> Response:
