@@ -141,9 +141,11 @@ def test_the_start_forms_work_without_javascript(tmp_path: Path, sim: SimProcess
         form = {"pytest_args": "test_ok.py -q", "timeout": "60"}
         started = client.post("/start/tests", data=form, follow_redirects=False)
         assert started.status_code == 303 and re.fullmatch(r"/runs/[0-9a-f]{12}", started.headers["location"])
-        [row] = client.get("/api/runs", params={"kind": "test"}).json()["runs"]
-        assert started.headers["location"] == f"/runs/{row['id']}"
+        row = client.get("/api/runs/" + started.headers["location"].rsplit("/", 1)[1]).json()
+        assert row["kind"] == "test" and row["origin"] == "server"  # known at once, recorded or not yet
         until_done(client, f"/api/results/test-progress/{row['session_id']}")
+        [listed] = client.get("/api/runs", params={"kind": "test"}).json()["runs"]
+        assert started.headers["location"] == f"/runs/{listed['id']}"
         refused = client.post("/start/eval", data={"provider": "local", "concurrency": "0"})
         assert refused.status_code == 422 and "concurrency: " in refused.text and "must be at least 1" in refused.text
         elsewhere = client.post(
